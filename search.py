@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+from evaluator import _cli_proxy
 from space import _info
 from space._cli import ArgumentParser, run_main
 
-COMMANDS = [_info]
+COMMANDS = [_info, _cli_proxy]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
