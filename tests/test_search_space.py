@@ -90,10 +90,7 @@ def test_suggest_only_yields_valid_archs_with_stable_names(sampler):
 def test_suggest_on_the_default_space_with_enqueued_references():
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=1))
     for ref in REFERENCES.values():
-        a = ref.arch
-        study.enqueue_trial({"width_0": a.widths[0], "width_1": a.widths[1], "width_2": a.widths[2],
-                             "depth_0": a.depths[0], "depth_1": a.depths[1], "depth_2": a.depths[2],
-                             "last": a.last})
+        study.enqueue_trial(DEFAULT.params_of(ref.arch))
     seen = []
     study.optimize(lambda t: cost(seen.append(DEFAULT.suggest(t)) or seen[-1]).flops, n_trials=30)
     assert seen[:4] == [r.arch for r in REFERENCES.values()]
@@ -163,3 +160,16 @@ def test_to_dict_round_trip():
     again = SearchSpace.from_dict(space.to_dict())
     assert again.size() == space.size()
     assert SearchSpace.from_dict(DEFAULT.to_dict()).size() == DEFAULT.size()
+
+
+def test_params_of_inverts_suggest():
+    space = SearchSpace.from_dict(SMALL)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=2))
+    archs = [space.sample(i) for i in range(10)]
+    for arch in archs:
+        study.enqueue_trial(space.params_of(arch))
+    got = []
+    study.optimize(lambda t: got.append(space.suggest(t)) or 0.0, n_trials=10)
+    assert got == archs
+    with pytest.raises(SpaceError, match="not in space"):
+        space.params_of(Arch(widths=(48, 96, 192), depths=(4, 8, 4)))
