@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+from evaluator import _cli_latency, _cli_lut
 from space import _info
 from space._cli import ArgumentParser, run_main
 
-COMMANDS = [_info]
+COMMANDS = [_info, _cli_latency, _cli_lut]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

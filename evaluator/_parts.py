@@ -16,7 +16,7 @@ def part_key(part: Part) -> str:
     if kind == "stem":
         return f"stem:{part['in']}-{part['out']}:r{part['size']}"
     if kind == "block":
-        return f"block:s{part['stride']}:{part['in']}-{part['out']}:k{part['kernel']}:r{part['size']}"
+        return f"block:s{part['stride']}:{_tensor_in(part)}-{part['out']}:k{part['kernel']}:r{part['size']}"
     if kind == "head":
         return f"head:{part['in']}-{part['out']}-{part['classes']}:r{part['size']}"
     if kind == "empty":
@@ -29,13 +29,18 @@ def describe(part: Part) -> str:
     kind = part["kind"]
     if kind == "block":
         what = "first (stride-2) unit of a stage" if part["stride"] == 2 else "stride-1 unit"
-        return (f"{what} {part['in']}->{part['out']} channels, kernel {part['kernel']}, "
+        return (f"{what} {_tensor_in(part)}->{part['out']} channels, kernel {part['kernel']}, "
                 f"input {part['size']}x{part['size']}")
     if kind == "stem":
         return f"stem 3->{part['out']} channels at {part['size']}x{part['size']}"
     if kind == "head":
         return f"head {part['in']}->{part['out']} channels at {part['size']}x{part['size']}, {part['classes']} classes"
     return "empty call (fixed overhead)"
+
+
+def _tensor_in(part: Part) -> int:
+    """Channels of a unit's input tensor; a stride-1 unit takes the whole width and splits it."""
+    return part["out"] if part["stride"] == 1 else part["in"]
 
 
 def empty_part() -> Part:
@@ -58,7 +63,5 @@ def input_shape(part: Part, batch_size: int) -> tuple:
     """NCHW input of a part; a unit's input holds all channels of the previous unit's output."""
     if part["kind"] == "empty":
         return (batch_size, 1, 1, 1)
-    channels = part["in"]
-    if part["kind"] == "block" and part["stride"] == 1:
-        channels = part["out"]  # stride-1 units take the whole width and split it in half
+    channels = _tensor_in(part) if part["kind"] == "block" else part["in"]
     return (batch_size, channels, part["size"], part["size"])

@@ -21,6 +21,10 @@ import numpy as np
 def _error_text(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     first = text.split(" - C++ Call Stack")[0][:400] if text else ""
+    from space import UserError
+
+    if isinstance(exc, UserError) and first:
+        return first
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
