@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import importlib.util
 import pkgutil
 import time
 from dataclasses import dataclass, field
@@ -58,9 +57,11 @@ def backend_module(name: str) -> ModuleType:
     if name not in known:
         raise UserError(f"unknown latency backend {name!r}; choose one of {', '.join(sorted(known))}")
     module = known[name]
-    if importlib.util.find_spec(module.REQUIRES) is None:
+    try:
+        importlib.import_module(module.REQUIRES)
+    except ImportError:
         raise UserError(f"backend {name!r} needs the Python package {module.REQUIRES}, which is not installed: "
-                        f"{module.INSTALL_HINT}")
+                        f"{module.INSTALL_HINT}") from None
     return module
 
 
