@@ -34,6 +34,8 @@ class SearchConfig:
     mode: str = "constrained"
     pruner: str = "median"  # used with the short-training proxy in constrained mode
     quiet: bool = False
+    heartbeat_interval: int = 10  # seconds; database storages only
+    grace_period: int = 30  # seconds without a heartbeat before a running trial is failed and retried
     # space
     space: str = "configs/spaces/shufflenetv2.yaml"
     enqueue_references: bool = True
@@ -127,6 +129,8 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
     need(Path(cfg.space).is_file(), f"space file {cfg.space} does not exist")
     need(cfg.proxy_epochs >= 1, f"proxy_epochs must be at least 1, got {cfg.proxy_epochs}")
     need(cfg.study_name.strip() != "", "study_name must not be empty")
+    need(0 < cfg.heartbeat_interval < cfg.grace_period,
+         f"need 0 < heartbeat_interval < grace_period, got {cfg.heartbeat_interval} and {cfg.grace_period}")
     return cfg
 
 

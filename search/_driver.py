@@ -26,7 +26,7 @@ from ._config import SearchConfig
 from ._latency_source import LatencySource
 from ._objective import CandidateFailed, Objective, directions
 from ._progress import Progress
-from ._storage import StudyStorage, open_storage, redact
+from ._storage import StudyStorage, fail_stale, open_storage, redact
 
 TrialState = optuna.trial.TrialState
 POLL_S = 2.0
@@ -131,8 +131,7 @@ def _take_ticket(study: optuna.Study, store: StudyStorage, cfg: SearchConfig, de
             return None
         # Others are still running: if one of them died, its heartbeat goes stale and it is
         # re-enqueued here; otherwise wait for them to finish.
-        if isinstance(store.storage, optuna.storages.RDBStorage):
-            optuna.storages.fail_stale_trials(study)
+        fail_stale(study)
         time.sleep(POLL_S)
     return None
 
@@ -141,7 +140,7 @@ def work(cfg: SearchConfig, worker_index: int = 0, report: Optional[Callable] = 
     """One worker: take tickets and evaluate them until none is left or the timeout passes."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     run_dir = Path(cfg.run_dir)
-    store = open_storage(cfg.storage, run_dir)
+    store = open_storage(cfg.storage, run_dir, cfg.heartbeat_interval, cfg.grace_period)
     space = SearchSpace.from_yaml(cfg.space)
     study = open_study(cfg, store, space, worker_index)
     objective = Objective(cfg, space, LatencySource(cfg))
@@ -178,8 +177,9 @@ def _worker_entry(cfg_dict: Dict[str, Any], index: int) -> None:
 
 def run_search(cfg: SearchConfig) -> optuna.Study:
     """Run the study with ``cfg.workers`` local worker processes (1: in this process)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     run_dir = Path(cfg.run_dir)
-    store = open_storage(cfg.storage, run_dir)
+    store = open_storage(cfg.storage, run_dir, cfg.heartbeat_interval, cfg.grace_period)
     space = SearchSpace.from_yaml(cfg.space)
     study = open_study(cfg, store, space)  # create first, so workers only join
     if cfg.workers == 1:

@@ -70,7 +70,8 @@ class LatencySource:
             self.table = LatencyTable.load(cfg.latency_table)
             self.table.check(batch_size=cfg.batch_size, resolution=cfg.resolution, dtype=cfg.dtype,
                              backend=cfg.backend, device=cfg.device)
-            self._reference_ms = self.table.predict(resolve_arch(cfg.reference))
+            # The reference must lie in the table's space only when the budget is relative to it.
+            self._reference_ms = self.table.predict(resolve_arch(cfg.reference)) if self.uses_ratio else None
         self.estimator = CostLatencyModel()
 
     @property
@@ -89,14 +90,15 @@ class LatencySource:
         """A cheap estimate in the budget's unit, for the pre-filter (None until enough data)."""
         if self.table is not None:
             ms = self.table.predict(c.arch)
-            return ms / self._reference_ms if self.uses_ratio else ms
+            return ms / self._reference_ms if self._reference_ms else ms
         return self.estimator.predict(c)
 
     def get(self, arch: Arch) -> Latency:
         """The search's latency of ``arch``: the table's prediction, or a real measurement."""
         if self.table is not None:
             ms = self.table.predict(arch)
-            return Latency(ms, ms / self._reference_ms, "lut",
+            ratio = ms / self._reference_ms if self._reference_ms else None
+            return Latency(ms, ratio, "lut",
                            {"predicted_ms": ms, "reference_predicted_ms": self._reference_ms,
                             "table": self.cfg.latency_table, "environment": self.table.environment})
         return self.measure(arch)

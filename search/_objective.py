@@ -18,8 +18,11 @@ from space import Arch, SearchSpace, cost
 
 from ._config import SearchConfig
 from ._latency_source import Latency, LatencySource
+from ._storage import fail_stale
 
 CONSTRAINT = "latency"
+WAIT_S = 1.0
+TrialState = optuna.trial.TrialState
 
 
 class CandidateFailed(Exception):
@@ -44,14 +47,34 @@ class Objective:
         self.cfg = cfg
         self.space = space
         self.latency = latency
-        self.on_start = None  # called first thing in each trial (the driver releases its lock there)
+        self.on_start = None  # called once the trial's arch is recorded (the driver releases its lock)
 
     # ----- helpers --------------------------------------------------------------------------
-    def _previous(self, study: optuna.Study, arch: Arch) -> Optional[optuna.trial.FrozenTrial]:
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-            if t.user_attrs.get("arch_key") == arch.key:
-                return t
+    def _previous(self, trial: optuna.Trial, arch: Arch) -> Optional[optuna.trial.FrozenTrial]:
+        """An earlier trial of the same arch, waited for if another worker is still evaluating it."""
+        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+        for t in trial.study.get_trials(deepcopy=False, states=states):
+            if t.number != trial.number and t.user_attrs.get("arch_key") == arch.key:
+                number = t.number
+                while t.state == TrialState.RUNNING:
+                    time.sleep(WAIT_S)
+                    fail_stale(trial.study)  # a dead worker's trial must not hold us forever
+                    t = trial.study.get_trials(deepcopy=False)[number]
+                if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
+                    return t
         return None
+
+    def _reuse(self, trial: optuna.Trial, earlier: optuna.trial.FrozenTrial) -> Any:
+        for key in ("latency", "latency_ms", "latency_ratio", "latency_value", "latency_estimate", "proxy",
+                    "feasible", "reason"):
+            if key in earlier.user_attrs:
+                trial.set_user_attr(key, earlier.user_attrs[key])
+        for key, value in earlier.constraints.items():
+            trial.set_constraint(key, value)
+        trial.set_user_attr("duplicate_of", earlier.number)
+        if earlier.state == TrialState.PRUNED:
+            raise optuna.TrialPruned(earlier.user_attrs.get("reason", "pruned"))
+        return earlier.values if len(earlier.values) > 1 else earlier.value
 
     def _infeasible(self, trial: optuna.Trial, value: float, reason: str) -> None:
         trial.set_constraint(CONSTRAINT, value - self.latency.budget)
@@ -87,8 +110,6 @@ class Objective:
 
     # ----- the trial ------------------------------------------------------------------------
     def __call__(self, trial: optuna.Trial) -> Any:
-        if self.on_start is not None:
-            self.on_start()
         cfg = self.cfg
         start = time.perf_counter()
         arch = self.space.suggest(trial)
@@ -97,16 +118,12 @@ class Objective:
         trial.set_user_attr("arch_name", arch.name)
         trial.set_user_attr("arch_key", arch.key)
         trial.set_user_attr("cost", c.summary())
-
-        earlier = self._previous(trial.study, arch)
+        # The driver holds the study lock until here, so two workers never start the same arch.
+        if self.on_start is not None:
+            self.on_start()
+        earlier = self._previous(trial, arch)
         if earlier is not None:  # the same arch again: reuse, never evaluate twice
-            for key in ("latency", "latency_value", "proxy", "feasible", "reason"):
-                if key in earlier.user_attrs:
-                    trial.set_user_attr(key, earlier.user_attrs[key])
-            for key, value in earlier.constraints.items() if hasattr(earlier, "constraints") else ():
-                trial.set_constraint(key, value)
-            trial.set_user_attr("duplicate_of", earlier.number)
-            return earlier.values if len(earlier.values) > 1 else earlier.value
+            return self._reuse(trial, earlier)
 
         budget = self.latency.budget
         if budget is not None:

@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import hashlib
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
@@ -20,8 +21,6 @@ import optuna
 
 from space import UserError
 
-HEARTBEAT_INTERVAL_S = 10
-GRACE_PERIOD_S = 30
 MAX_RETRY = 3
 
 _PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]+:)(?P<pw>[^@]*)(?P<tail>@)")
@@ -86,12 +85,18 @@ def _db_lock(storage: optuna.storages.RDBStorage, kind: str, study_name: str) ->
                 conn.execute(sqlalchemy.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
 
 
-def _rdb(url: str) -> optuna.storages.RDBStorage:
+def _rdb(url: str, heartbeat_interval: int, grace_period: int) -> optuna.storages.RDBStorage:
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.8; we rely on them
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _open_rdb(url, heartbeat_interval, grace_period)
+
+
+def _open_rdb(url: str, heartbeat_interval: int, grace_period: int) -> optuna.storages.RDBStorage:
     try:
         return optuna.storages.RDBStorage(
             url,
-            heartbeat_interval=HEARTBEAT_INTERVAL_S,
-            grace_period=GRACE_PERIOD_S,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
             engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
         )
@@ -103,7 +108,8 @@ def _rdb(url: str) -> optuna.storages.RDBStorage:
         raise UserError(f"cannot open storage {redact(url)}: {detail}") from None
 
 
-def open_storage(url: Optional[str], run_dir: Path) -> StudyStorage:
+def open_storage(url: Optional[str], run_dir: Path, heartbeat_interval: int = 10,
+                 grace_period: int = 30) -> StudyStorage:
     """The storage for ``url`` (None: SQLite file ``run_dir/study.db``)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     if url is None:
@@ -122,10 +128,17 @@ def open_storage(url: Optional[str], run_dir: Path) -> StudyStorage:
         if not db or db == ":memory:":
             raise UserError("an in-memory SQLite storage cannot be shared by workers; give a file path")
         Path(db).parent.mkdir(parents=True, exist_ok=True)
-        return StudyStorage(_rdb(url), url, "sqlite", Path(db + ".lock"))
+        return StudyStorage(_rdb(url, heartbeat_interval, grace_period), url, "sqlite", Path(db + ".lock"))
     if scheme in ("postgresql", "postgres"):
-        return StudyStorage(_rdb(url), url, "postgresql")
+        return StudyStorage(_rdb(url, heartbeat_interval, grace_period), url, "postgresql")
     if scheme == "mysql":
-        return StudyStorage(_rdb(url), url, "mysql")
+        return StudyStorage(_rdb(url, heartbeat_interval, grace_period), url, "mysql")
     raise UserError(f"storage {redact(url)}: unknown scheme {scheme!r}; use sqlite:///PATH, "
                     "postgresql://..., mysql+pymysql://... or a journal file (journal:PATH or *.journal)")
+
+
+def fail_stale(study: optuna.Study) -> None:
+    """Fail (and so retry) trials whose worker stopped its heartbeat; no-op without heartbeats."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)

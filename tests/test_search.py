@@ -1,0 +1,271 @@
+"""The search driver on real latency (ONNX Runtime on this CPU) and a real proxy (NASWOT on
+Fashion-MNIST), on a micro space of eight tiny archs whose latencies are cached across tests."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+import sqlalchemy
+import yaml
+
+from search import SearchConfig, chosen_trials, load_config, redact, run_search, write_outputs
+from search._driver import open_study
+from search._storage import open_storage
+from space import SearchSpace, UserError
+
+ROOT = Path(__file__).resolve().parent.parent
+MICRO = str(ROOT / "tests" / "data" / "micro_space.yaml")
+PG_URL = os.environ.get("SHUFFLENAS_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+TrialState = optuna.trial.TrialState
+
+
+@pytest.fixture(scope="session")
+def latency_cache(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("latency") / "cache.sqlite")
+
+
+@pytest.fixture(scope="session")
+def micro_table(tmp_path_factory) -> str:
+    """A real latency table of the micro space, measured here with ONNX Runtime at 32 px."""
+    from evaluator.lut import build_table
+
+    path = tmp_path_factory.mktemp("lut") / "micro.json"
+    build_table(MICRO, backend="onnxruntime", resolution=32, fit_archs=3, warmup=5, repeats=10,
+                cache=None).save(path)
+    return str(path)
+
+
+def micro_config(run_dir: Path, table: str, **changes) -> dict:
+    """Search the micro space on its latency table; a budget every micro arch meets."""
+    base = dict(study_name=f"t-{uuid.uuid4().hex[:8]}", run_dir=str(run_dir), space=MICRO, n_trials=3,
+                enqueue_references=False, latency_source="lut", latency_table=table, backend="onnxruntime",
+                resolution=32, budget_ms=100.0, proxy="naswot", proxy_batch_size=16, quiet=True,
+                heartbeat_interval=1, grace_period=4)
+    base.update(changes)
+    return base
+
+
+def counted(study: optuna.Study):
+    return [t for t in study.get_trials() if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+            or (t.state == TrialState.FAIL and "failure" in t.user_attrs)]
+
+
+def evaluated_keys(study: optuna.Study):
+    """Arch keys that were really evaluated (not served from an earlier trial)."""
+    return [t.user_attrs["arch_key"] for t in study.get_trials()
+            if "arch_key" in t.user_attrs and "duplicate_of" not in t.user_attrs and t.state.is_finished()
+            and t.state != TrialState.FAIL]
+
+
+def pg_available() -> bool:
+    try:
+        with sqlalchemy.create_engine(PG_URL).connect():
+            return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def require_pg():
+    if not pg_available():
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL at {redact(PG_URL)} does not answer, and CI is set")
+        pytest.skip(f"no PostgreSQL answers at {redact(PG_URL)} (set SHUFFLENAS_PG_URL)")
+
+
+# ----- selection logic on real Optuna studies --------------------------------------------
+
+def _add(study, values, feasible, constraint, number_attr=None):
+    trial = optuna.trial.create_trial(
+        values=values, state=TrialState.COMPLETE,
+        user_attrs={"feasible": feasible, "arch_name": f"a{len(study.trials)}", "latency_ms": values[-1]},
+        system_attrs={"constraints": [constraint]})
+    study.add_trial(trial)
+
+
+def test_constrained_never_reports_an_infeasible_best():
+    study = optuna.create_study(direction="maximize")
+    _add(study, [0.9], False, 0.5)
+    _add(study, [0.7], True, -0.1)
+    _add(study, [0.8], True, -0.2)
+    best = chosen_trials(study)
+    assert [t.value for t in best] == [0.8]
+    empty = optuna.create_study(direction="maximize")
+    _add(empty, [0.9], False, 0.5)
+    assert chosen_trials(empty) == []
+
+
+def test_pareto_front_is_non_dominated():
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    points = [(0.5, 1.0), (0.6, 2.0), (0.55, 2.5), (0.7, 3.0), (0.4, 0.5), (0.65, 1.5), (0.9, 9.0)]
+    for i, p in enumerate(points):
+        _add(study, list(p), i != 6, 0.3 if i == 6 else -0.1)
+    front = chosen_trials(study)
+    values = [tuple(t.values) for t in front]
+    assert (0.9, 9.0) not in values  # infeasible
+    for a in values:
+        for b in [tuple(t.values) for t in study.trials if t.user_attrs["feasible"]]:
+            assert not (b[0] >= a[0] and b[1] <= a[1] and b != a), f"{b} dominates {a}"
+
+
+def test_redact_hides_passwords():
+    assert redact("postgresql://alice:s3cr3t@db:5432/x") == "postgresql://alice:***@db:5432/x"
+    assert redact("sqlite:////tmp/a.db") == "sqlite:////tmp/a.db"
+
+
+# ----- real searches -----------------------------------------------------------------------
+
+def test_constrained_search_outputs_and_resume_sqlite(tmp_path, micro_table):
+    cfg = SearchConfig(**micro_config(tmp_path, micro_table, n_trials=2))
+    study = run_search(cfg)
+    assert len(counted(study)) == 2
+    first = {t.number: t.user_attrs.get("arch_key") for t in study.trials}
+    study = run_search(SearchConfig(**{**micro_config(tmp_path, micro_table, n_trials=4),
+                                       "study_name": cfg.study_name}))
+    assert len(counted(study)) == 4
+    assert {n: study.trials[n].user_attrs.get("arch_key") for n in first} == first
+    keys = evaluated_keys(study)
+    assert len(keys) == len(set(keys))
+    paths = write_outputs(study, tmp_path)
+    rows = list(csv.DictReader(open(paths["trials"])))
+    assert len(rows) == 4 and {"latency_ms", "proxy", "feasible"} <= set(rows[0])
+    best = yaml.safe_load(paths["selection"].read_text())["archs"]
+    assert len(best) == 1 and best[0]["arch"]["stem"] == 8
+    assert "Chosen archs and the references" in paths["report"].read_text()
+    assert len((tmp_path / "events.jsonl").read_text().splitlines()) == 4
+
+
+def test_pareto_on_journal_storage_with_resume(tmp_path, micro_table):
+    journal = str(tmp_path / "study.journal")
+    base = micro_config(tmp_path, micro_table, mode="pareto", sampler="nsga2", storage=journal,
+                        budget_ratio=None, n_trials=2)
+    study = run_search(SearchConfig(**base))
+    assert len(counted(study)) == 2
+    study = run_search(SearchConfig(**{**base, "n_trials": 3}))
+    assert len(counted(study)) == 3 and len(study.directions) == 2
+    front = chosen_trials(study)
+    assert front and all(len(t.values) == 2 for t in front)
+
+
+def test_references_are_enqueued_first(tmp_path, micro_table):
+    space_file = tmp_path / "space.yaml"
+    space = yaml.safe_load(Path(MICRO).read_text())
+    space.update(stem=[8, 24], widths=[[16, 48], [32, 96], [64, 192]], depths=[[1, 4], [1, 8], [1, 4]],
+                 last=[64, 1024])
+    space_file.write_text(yaml.safe_dump(space))
+    cfg = SearchConfig(**micro_config(tmp_path, micro_table, space=str(space_file), enqueue_references=True,
+                                      n_trials=3))
+    store = open_storage(None, tmp_path)
+    study = open_study(cfg, store, SearchSpace.from_yaml(space_file))
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert len(waiting) == 3 and waiting[0].user_attrs["reference"] == "x0_5"
+    assert "reference" not in waiting[1].user_attrs
+
+
+def test_worker_on_another_device_refuses_to_join(tmp_path, micro_table):
+    cfg = SearchConfig(**micro_config(tmp_path, micro_table))
+    store = open_storage(None, tmp_path)
+    open_study(cfg, store, SearchSpace.from_yaml(MICRO))
+    other = SearchConfig(**{**micro_config(tmp_path, micro_table), "study_name": cfg.study_name,
+                            "latency_source": "measure", "backend": "onnxruntime"})
+    with pytest.raises(UserError, match="another kind of device.*latency_source"):
+        open_study(other, store, SearchSpace.from_yaml(MICRO))
+
+
+def _search_cmd(config_path: Path, *extra: str):
+    return [sys.executable, str(ROOT / "search.py"), "search", "--config", str(config_path), *extra]
+
+
+@pytest.mark.slow
+def test_two_workers_on_postgresql_finish_exactly_n_trials(tmp_path, micro_table):
+    require_pg()
+    cfg = micro_config(tmp_path, micro_table, storage=PG_URL, n_trials=6, workers=2)
+    study = run_search(SearchConfig(**cfg))
+    trials = counted(study)
+    assert len(trials) == 6
+    assert len({t.number for t in study.trials}) == len(study.trials)
+    assert all(t.state != TrialState.WAITING for t in study.trials)
+    keys = evaluated_keys(study)
+    assert len(keys) == len(set(keys)), "an arch was evaluated twice"
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_trial_is_retried(tmp_path, micro_table):
+    require_pg()
+    cfg = micro_config(tmp_path, micro_table, storage=PG_URL, n_trials=3, proxy_batch_size=64)
+    config_path = tmp_path / "search.yaml"
+    config_path.write_text(yaml.safe_dump(cfg))
+    proc = subprocess.Popen(_search_cmd(config_path), cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = open_storage(PG_URL, tmp_path)
+    deadline = time.time() + 120
+    running = []
+    while time.time() < deadline and not running:
+        time.sleep(0.1)
+        try:
+            study = optuna.load_study(study_name=cfg["study_name"], storage=store.storage)
+            running = study.get_trials(states=(TrialState.RUNNING,))
+        except KeyError:
+            continue
+    assert running, "the search never started a trial"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = subprocess.run(_search_cmd(config_path), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    study = optuna.load_study(study_name=cfg["study_name"], storage=store.storage)
+    assert len(counted(study)) == 3
+    dead = study.trials[running[0].number]
+    assert dead.state == TrialState.FAIL
+    assert any(t.system_attrs.get("failed_trial") == dead.number for t in study.trials)
+    assert PG_URL.split("@")[0] not in (tmp_path / "report.md").read_text() or ":" not in PG_URL.split("//")[1]
+
+
+@pytest.mark.parametrize(
+    "yaml_text, flags, needle",
+    [
+        ("colour: red\n", [], "unknown config key(s) colour"),
+        ("budget_ms: 0\n", [], "budget_ms must be positive"),
+        ("budget_ms: 5\nspace: nowhere.yaml\n", [], "space file nowhere.yaml does not exist"),
+        ("budget_ms: 5\n", ["--storage", "postgresql+psycopg2://nobody:pw@127.0.0.1:1/none"], "cannot open storage"),
+        ("budget_ms: 5\n", ["--mode", "sideways"], "mode: choose one of"),
+        ("mode: constrained\n", [], "needs a latency budget"),
+        ("budget_ms: 5\nn_trials: many\n", [], "n_trials: expected an integer"),
+    ],
+)
+def test_bad_config_is_one_line_exit_2(tmp_path, yaml_text, flags, needle):
+    config_path = tmp_path / "bad.yaml"
+    config_path.write_text(yaml_text + f"run_dir: {tmp_path / 'run'}\n")
+    done = subprocess.run(_search_cmd(config_path, *flags), cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    err = done.stderr.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], done.stderr
+    assert "pw@" not in done.stderr
+
+
+def test_config_flags_override_yaml(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("budget_ms: 5\nn_trials: 7\n")
+    cfg = load_config(str(path), {"n_trials": 9, "seed": 3})
+    assert cfg.n_trials == 9 and cfg.seed == 3 and cfg.budget_ms == 5.0
+
+
+def test_measured_latency_search(tmp_path, latency_cache):
+    """The real thing end to end: each candidate measured in an isolated worker, ratio to x0_5."""
+    cfg = micro_config(tmp_path, None, latency_source="measure", latency_table=None, budget_ms=None,
+                       budget_ratio=1.0, reference="x0_5", latency_warmup=5, latency_repeats=10,
+                       latency_cache=latency_cache, n_trials=2)
+    study = run_search(SearchConfig(**cfg))
+    trials = counted(study)
+    assert len(trials) == 2
+    for t in trials:
+        assert t.user_attrs["latency"]["backend"] == "onnxruntime"
+        assert 0 < t.user_attrs["latency_ratio"] < 1.0  # micro archs are far faster than x0_5
+        assert t.user_attrs["feasible"] is True
