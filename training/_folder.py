@@ -138,10 +138,10 @@ def scan_split(folder: Path, class_names: Sequence[str], *, verify: bool = True,
     if skipped:
         first = next(why for why in problems if why is not None)
         warnings.warn(f"{folder}: skipped {len(skipped)} of {len(candidates)} image files that cannot be "
-                      f"decoded, e.g. {skipped[0]}: {first}", CorruptImageWarning, stacklevel=3)
+                      f"decoded, e.g. {skipped[0]}: {first}", CorruptImageWarning, stacklevel=4)
     if ignored:
         warnings.warn(f"{folder}: ignored {len(ignored)} files without an image extension, e.g. {ignored[0]}",
-                      UserWarning, stacklevel=3)
+                      UserWarning, stacklevel=4)
     empty = sorted(set(present) - {class_names[label] for _, label in kept})
     if empty:
         raise UserError(f"class folder {folder / empty[0]} has no decodable images; "
