@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from space import UserError
 from . import _fashion_mnist, _folder, _transforms
 from ._sampling import ShardSampler, balanced_subset
 from ._sources import DecodedImages, EncodedFiles
+
+if TYPE_CHECKING:
+    import mindspore.dataset
 
 DATASETS = ("imagenet", "fashion_mnist")
 SPLITS = ("train", "val")
@@ -87,7 +90,7 @@ class DataConfig:
 class Loader:
     """A batched pipeline (columns "image" float32 NCHW normalized, "label" int32) and its sizes."""
 
-    dataset: "mindspore.dataset.Dataset"  # noqa: F821
+    dataset: "mindspore.dataset.Dataset"
     num_classes: int
     num_samples: int
     num_batches: int
