@@ -73,6 +73,8 @@ def _problem(path: str) -> Optional[str]:
                 fmt = img.format
                 if fmt == "PNG":
                     img.verify()  # walks all chunks, checks CRCs: catches truncation
+        except Image.DecompressionBombError:
+            return None  # PIL's own size limit, not MindSpore's: a huge image is still an image
         except (UnidentifiedImageError, SyntaxError, ValueError, EOFError, OSError) as exc:
             return f"not a readable image ({type(exc).__name__}: {exc})"
         if fmt not in DECODABLE_FORMATS:
