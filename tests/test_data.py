@@ -272,3 +272,18 @@ def test_bad_options_are_user_errors(fashion_mnist_folder):
         create_loader(folder_cfg(fashion_mnist_folder), "val", training=False, num_shards=2, shard_id=2)
     with pytest.raises(UserError, match="unknown split"):
         create_loader(folder_cfg(fashion_mnist_folder), "test", training=False)
+
+
+def test_train_transform_with_augmentation_off_is_the_flipped_eval_image(fashion_mnist_folder):
+    """hflip=1, whole-image crop, no jitter: the train output is the eval output mirrored."""
+    cfg = folder_cfg(fashion_mnist_folder, crop_pct=1.0, hflip=1.0, color_jitter=None, scale=(1.0, 1.0),
+                     ratio=(1.0, 1.0), shuffle=False, batch_size=20)
+    train = np.concatenate([image for image, _ in batches(create_loader(cfg, "val", training=True))])
+    val = np.concatenate([image for image, _ in batches(create_loader(cfg, "val", training=False))])
+    np.testing.assert_allclose(train, val[..., ::-1], atol=1e-5)
+    jittered = batches(create_loader(DataConfig(**{**cfg.__dict__, "color_jitter": 0.4}), "val", training=True))
+    assert not np.allclose(np.concatenate([image for image, _ in jittered]), train, atol=1e-3)
+
+
+def test_eval_resize_is_mindcv_rule():
+    assert _transforms.eval_resize(224, 0.875) == 256 and _transforms.eval_resize(64, 0.875) == 73
