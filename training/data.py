@@ -8,6 +8,7 @@ mindspore.dataset pipelines with MindCV's transforms, subsets for proxies and pe
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -191,8 +192,17 @@ def _folder_source(cfg: DataConfig, split: str, workers: int):
     return EncodedFiles(paths, index.labels[chosen]), class_names, index.skipped
 
 
+@functools.lru_cache(maxsize=4)
+def _fashion_arrays(split: str, root: Optional[str]) -> Tuple[np.ndarray, np.ndarray]:
+    # A proxy builds a loader per candidate: read (and gunzip) the IDX files once per process.
+    images, labels = _fashion_mnist.load_fashion_mnist(split, root)
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return images, labels
+
+
 def _fashion_source(cfg: DataConfig, split: str):
-    images, labels = _fashion_mnist.load_fashion_mnist(split, cfg.data_dir)
+    images, labels = _fashion_arrays(split, cfg.data_dir)
     chosen = balanced_subset(labels, cfg.subset, cfg.seed)
     rgb = np.repeat(images[chosen][..., None], 3, axis=-1)  # grayscale -> 3 equal channels, HWC
     return DecodedImages(rgb, labels[chosen]), _fashion_mnist.CLASSES, ()
