@@ -21,11 +21,9 @@ class RunLog:
         self.enabled = enabled
         self.stream = stream
         self.tty = enabled and hasattr(stream, "isatty") and stream.isatty()
+        self._folder = folder if enabled else None
         self._file = None
         self._bar_open = False
-        if enabled and folder is not None:
-            folder.mkdir(parents=True, exist_ok=True)
-            self._file = open(folder / LOG_FILE, "a", encoding="utf-8")
 
     def _line(self, text: str) -> None:
         if self._bar_open:
@@ -34,11 +32,14 @@ class RunLog:
         self.stream.write(text + "\n")
         self.stream.flush()
 
-    def event(self, kind: str, text: str, **fields: Any) -> None:
-        """Print ``text`` and append ``fields`` to the JSON-lines file."""
+    def event(self, kind: str, message: str, **fields: Any) -> None:
+        """Print ``message`` and append ``fields`` to the JSON-lines file."""
         if not self.enabled:
             return
-        self._line(text)
+        self._line(message)
+        if self._file is None and self._folder is not None:  # opened late: a bad input leaves no folder
+            self._folder.mkdir(parents=True, exist_ok=True)
+            self._file = open(self._folder / LOG_FILE, "a", encoding="utf-8")
         if self._file is not None:
             record = {"event": kind, "time": round(time.time(), 3), **fields}
             self._file.write(json.dumps(record) + "\n")

@@ -191,13 +191,13 @@ def train(config: Union[TrainConfig, Mapping[str, Any], None] = None, *, arch: O
 
 
 def _run(cfg, ctx, arch, label, save_dir, log, callbacks, nn) -> TrainResult:
+    export_only = cfg.epoch_size == 0
+    train_loader, val_loader = _loaders(cfg, ctx, need_train=not export_only)
     amp_level, amp_note = resolve_amp(cfg.amp_level, cfg.device_target)
     if amp_note:
         log.note(amp_note)
     if cfg.dataset_sink_mode:
         log.note("dataset_sink_mode True: steps are fed from Python here (sink mode is not used)")
-    export_only = cfg.epoch_size == 0
-    train_loader, val_loader = _loaders(cfg, ctx, need_train=not export_only)
     num_classes = _num_classes(cfg, val_loader)
     net = apply_amp(build(arch, num_classes=num_classes), amp_level)
     log.event("start", f"model {label} ({arch.name}), {num_classes} classes, {cfg.image_resize} px, device "
