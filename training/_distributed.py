@@ -64,6 +64,13 @@ def all_reduce_sum(values: np.ndarray, ctx: Context) -> np.ndarray:
     return _REDUCER(ms.Tensor(values)).asnumpy()
 
 
+def shard_overlap(indices: np.ndarray, total: int, ctx: Context) -> int:
+    """How many of ``total`` items more than one rank reads, given this rank's ``indices``."""
+    seen = np.zeros(total, dtype=np.float32)
+    seen[np.asarray(indices, dtype=np.int64)] = 1.0
+    return int((all_reduce_sum(seen, ctx) > 1.5).sum())
+
+
 class _AllReduce(nn.Cell):
     def __init__(self):
         super().__init__()

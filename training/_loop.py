@@ -36,7 +36,7 @@ from space._runtime import configure
 from ._amp import apply_amp, resolve_amp
 from ._checkpoint import CheckpointManager, restore
 from ._config import TrainConfig, make_config
-from ._distributed import Context, all_reduce_sum, init_distributed
+from ._distributed import Context, all_reduce_sum, init_distributed, shard_overlap
 from ._export import export_network
 from ._logging import RunLog
 from ._loss import EvalNet, NetWithLoss, create_loss
@@ -211,6 +211,14 @@ def _run(cfg, ctx, arch, label, save_dir, log, callbacks, nn) -> TrainResult:
         result = TrainResult(None, None, None, [], None, None, 0, 0, ckpt_dir=str(save_dir), network=net)
         return _finish(cfg, ctx, net, label, save_dir, log, result, val_loader, evaluated=False)
 
+    if ctx.distributed and train_loader.sampler is not None:
+        sampler = train_loader.sampler
+        overlap = shard_overlap(sampler.indices(start_epoch), sampler.total, ctx)
+        log.event("shards", f"data: {ctx.group_size} ranks x {train_loader.num_samples} training images, "
+                  f"{overlap} read by more than one rank", ranks=ctx.group_size,
+                  per_rank=train_loader.num_samples, overlap=overlap)
+        if overlap:
+            raise RuntimeError(f"{overlap} training images are in more than one rank's shard")
     steps_per_epoch = train_loader.num_batches
     if steps_per_epoch < 1:
         raise UserError(f"{train_loader.num_samples} training images per rank make no batch of {cfg.batch_size}; "
