@@ -30,6 +30,9 @@ class ResumeState:
     global_step: int    # optimizer steps already taken
 
 
+_TMP = re.compile(r"^\..+\.\d+\.tmp\b")
+
+
 def _write_atomic(items: list, path: Path, append: dict) -> None:
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.ckpt")
     try:
@@ -64,6 +67,9 @@ class CheckpointManager:
         self.keep = keep
         self.best_top1: Optional[float] = None
         self.folder.mkdir(parents=True, exist_ok=True)
+        for stale in self.folder.glob(".*.tmp*"):  # left by a run killed while writing
+            if _TMP.match(stale.name):
+                stale.unlink()
 
     def save_epoch(self, network, optimizer, epoch: int, steps_per_epoch: int) -> Path:
         path = self.folder / f"{self.model}-{epoch}_{steps_per_epoch}.ckpt"
