@@ -211,14 +211,6 @@ def _run(cfg, ctx, arch, label, save_dir, log, callbacks, nn) -> TrainResult:
         result = TrainResult(None, None, None, [], None, None, 0, 0, ckpt_dir=str(save_dir), network=net)
         return _finish(cfg, ctx, net, label, save_dir, log, result, val_loader, evaluated=False)
 
-    if ctx.distributed and train_loader.sampler is not None:
-        sampler = train_loader.sampler
-        overlap = shard_overlap(sampler.indices(start_epoch), sampler.total, ctx)
-        log.event("shards", f"data: {ctx.group_size} ranks x {train_loader.num_samples} training images, "
-                  f"{overlap} read by more than one rank", ranks=ctx.group_size,
-                  per_rank=train_loader.num_samples, overlap=overlap)
-        if overlap:
-            raise RuntimeError(f"{overlap} training images are in more than one rank's shard")
     steps_per_epoch = train_loader.num_batches
     if steps_per_epoch < 1:
         raise UserError(f"{train_loader.num_samples} training images per rank make no batch of {cfg.batch_size}; "
@@ -236,6 +228,14 @@ def _run(cfg, ctx, arch, label, save_dir, log, callbacks, nn) -> TrainResult:
                       epoch=state.epoch, global_step=global_step)
         else:
             log.note(f"loaded weights from {cfg.ckpt_path} (optimizer starts fresh; --resume_opt True resumes it)")
+    if ctx.distributed and train_loader.sampler is not None:
+        sampler = train_loader.sampler
+        overlap = shard_overlap(sampler.indices(start_epoch), sampler.total, ctx)
+        log.event("shards", f"data: {ctx.group_size} ranks x {train_loader.num_samples} training images, "
+                  f"{overlap} read by more than one rank", ranks=ctx.group_size,
+                  per_rank=train_loader.num_samples, overlap=overlap)
+        if overlap:
+            raise RuntimeError(f"{overlap} training images are in more than one rank's shard")
     train_step = nn.TrainOneStepCell(NetWithLoss(net, create_loss(cfg.label_smoothing)), opt, sens=cfg.loss_scale)
     eval_net = EvalNet(net)
     ckpts = CheckpointManager(save_dir, label, cfg.keep_checkpoint_max) if ctx.is_main else None
