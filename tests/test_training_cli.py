@@ -186,3 +186,35 @@ def test_wrong_checkpoint_exits_2(trained, fashion_mnist_folder, arch_yaml):
     args[args.index("--arch"):args.index("--arch") + 2] = ["--model", "shufflenet_v2_x0_5"]
     _one_line_exit_2(_run("validate.py", args + ["--ckpt_path", save_dir / "best.ckpt"]),
                      "best.ckpt", "does not fit")
+
+
+@pytest.mark.slow
+def test_export_only_from_checkpoint(trained, arch_yaml, tmp_path):
+    import mindspore as ms
+
+    save_dir, _ = trained
+    proc = _run("train.py", ["--arch", arch_yaml, "--dataset", "fashion_mnist", "--num_classes", "10",
+                             "--epoch_size", "0", "--ckpt_path", save_dir / "best.ckpt", "--export", "MINDIR",
+                             "--image_resize", "32", "--ckpt_save_dir", tmp_path, "--device_target", "CPU"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    graph = ms.nn.GraphCell(ms.load(str(tmp_path / "s8-w16.32.64-d1.2.1-l64.mindir")))
+    assert graph(ms.Tensor(np.zeros((1, 3, 32, 32), np.float32))).shape == (1, 10)
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path):
+    import io
+
+    from training._logging import RunLog
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    for stream, bar in ((io.StringIO(), False), (Terminal(), True)):
+        log = RunLog(tmp_path, stream=stream)
+        log.progress(1, 3, 10)
+        log.event("step", "a line", loss=1.0)
+        log.close()
+        assert ("\r" in stream.getvalue()) is bar and stream.getvalue().endswith("a line\n")
+    records = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert [r["event"] for r in records] == ["step", "step"] and records[0]["loss"] == 1.0

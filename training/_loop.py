@@ -192,13 +192,21 @@ def train(config: Union[TrainConfig, Mapping[str, Any], None] = None, *, arch: O
 
 def _run(cfg, ctx, arch, label, save_dir, log, callbacks, nn) -> TrainResult:
     export_only = cfg.epoch_size == 0
-    train_loader, val_loader = _loaders(cfg, ctx, need_train=not export_only)
+    if export_only:  # no data read: the class count comes from the flag or the folder names
+        from .data import num_classes_of
+
+        if not cfg.export:
+            raise UserError("epoch_size 0 trains nothing; add --export MINDIR|ONNX to export --ckpt_path")
+        train_loader = val_loader = None
+        num_classes = cfg.num_classes or num_classes_of(cfg.data_config())
+    else:
+        train_loader, val_loader = _loaders(cfg, ctx, need_train=True)
+        num_classes = _num_classes(cfg, val_loader)
     amp_level, amp_note = resolve_amp(cfg.amp_level, cfg.device_target)
     if amp_note:
         log.note(amp_note)
     if cfg.dataset_sink_mode:
         log.note("dataset_sink_mode True: steps are fed from Python here (sink mode is not used)")
-    num_classes = _num_classes(cfg, val_loader)
     net = apply_amp(build(arch, num_classes=num_classes), amp_level)
     log.event("start", f"model {label} ({arch.name}), {num_classes} classes, {cfg.image_resize} px, device "
               f"{cfg.device_target}, amp {amp_level}, ranks {ctx.group_size}, batch {cfg.batch_size}/rank",
@@ -362,7 +370,8 @@ def validate(config: Union[TrainConfig, Mapping[str, Any], None] = None, *, arch
     """Top-1/top-5/loss of the checkpoint ``ckpt_path`` on the ``val_split`` folder; every image once."""
     from space import load_weights
 
-    cfg = make_config(config, **overrides)
+    # One process evaluates every image once; the recipes' distribute: True is for train.py under msrun.
+    cfg = make_config(config, **overrides).replace(distribute=False)
     if not cfg.ckpt_path:
         raise UserError("validate needs --ckpt_path (the checkpoint to evaluate)")
     cfg, ctx = setup(cfg)
@@ -371,6 +380,6 @@ def validate(config: Union[TrainConfig, Mapping[str, Any], None] = None, *, arch
     net = build(arch, num_classes=_num_classes(cfg, val_loader))
     load_weights(net, cfg.ckpt_path)
     metrics = evaluate(net, val_loader.dataset, ctx)
-    if not ctx.distributed and metrics.count != val_loader.num_samples:
+    if metrics.count != val_loader.num_samples:
         raise RuntimeError(f"evaluated {metrics.count} images but the val set has {val_loader.num_samples}")
     return metrics
