@@ -4,7 +4,7 @@ from ._arch import Arch, ArchError
 from ._cost import Cost, LayerCost, cost
 from ._errors import UserError
 from ._model import create_model, load_weights, resolve_arch
-from ._network import ShuffleNetV2, ShuffleV2Block, build
+from ._network import ShuffleNetV2, ShuffleV2Block, block_args, build
 from ._reference import REFERENCES, ReferenceModel, reference, reference_model, reference_name
 from ._search_space import DEFAULT_SPACE, SearchSpace, SpaceError
 
@@ -21,6 +21,7 @@ __all__ = [
     "SpaceError",
     "DEFAULT_SPACE",
     "UserError",
+    "block_args",
     "build",
     "cost",
     "create_model",

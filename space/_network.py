@@ -7,7 +7,7 @@ No device-specific code: the same Cell runs in graph mode and PyNative on CPU, G
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import List, Tuple
 
 import mindspore.common.initializer as init
 from mindspore import Tensor, nn, ops
@@ -73,6 +73,21 @@ class ShuffleV2Block(nn.Cell):
         return x[0], x[1]
 
 
+def block_args(arch: Arch) -> List[Tuple[int, int, int, int, int]]:
+    """``(in_channels, out_channels, mid_channels, kernel_size, stride)`` of each unit, in order.
+
+    The first unit of a stage takes the previous stage's whole output at stride 2; the others
+    see half the channels (the half that the shuffle routes through ``branch_main``).
+    """
+    args = []
+    channels = arch.stem
+    for width, depth, kernel in zip(arch.widths, arch.depths, arch.kernels):
+        args.append((channels, width, width // 2, kernel, 2))
+        args.extend([(width // 2, width, width // 2, kernel, 1)] * (depth - 1))
+        channels = width
+    return args
+
+
 class ShuffleNetV2(nn.Cell):
     """ShuffleNetV2 built from an `Arch`; `space.build` is the usual way to make one."""
 
@@ -87,14 +102,8 @@ class ShuffleNetV2(nn.Cell):
         ])
         self.max_pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="same")
 
-        blocks = []
-        channels = arch.stem
-        for width, depth, kernel in zip(arch.widths, arch.depths, arch.kernels):
-            blocks.append(ShuffleV2Block(channels, width, width // 2, kernel, stride=2))
-            for _ in range(depth - 1):
-                blocks.append(ShuffleV2Block(width // 2, width, width // 2, kernel, stride=1))
-            channels = width
-        self.features = nn.SequentialCell(blocks)
+        self.features = nn.SequentialCell([ShuffleV2Block(*args) for args in block_args(arch)])
+        channels = arch.widths[-1]
 
         self.conv_last = nn.SequentialCell([
             nn.Conv2d(channels, arch.last, kernel_size=1, stride=1),
