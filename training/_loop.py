@@ -269,6 +269,8 @@ def _run(cfg, ctx, arch, label, save_dir, log, callbacks, nn) -> TrainResult:
         for step, (image, label_t) in enumerate(iterator, start=1):
             t0 = time.perf_counter()
             loss = float(train_step(image, label_t).asnumpy())
+            if ctx.distributed:  # mean over ranks: every rank logs it and takes the same divergence decision
+                loss = float(all_reduce_sum(np.array([loss]), ctx)[0]) / ctx.group_size
             dt = time.perf_counter() - t0
             global_step += 1
             if first_step_s is None:
