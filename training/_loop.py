@@ -175,22 +175,22 @@ def train(config: Union[TrainConfig, Mapping[str, Any], None] = None, *, arch: O
     epoch with (epoch, metrics) on every rank; any returning True ends the run there. Raises
     `TrainingDiverged`, `space.UserError` for bad input.
     """
-    from mindspore import nn
-
-    cfg = make_config(config, **overrides)
-    cfg, ctx = setup(cfg)
+    cfg, ctx = setup(make_config(config, **overrides))
     arch_given = arch is not None
     arch = arch if arch_given else resolve_arch(cfg.arch or cfg.model)
     label = _model_label(cfg, arch, arch_given)
     save_dir = Path(cfg.ckpt_save_dir)
     log = RunLog(save_dir if ctx.is_main else None, enabled=ctx.is_main, stream=stream)
     try:
-        return _run(cfg, ctx, arch, label, save_dir, log, callbacks, nn)
+        return _run(cfg, ctx, arch, label, save_dir, log, callbacks)
     finally:
         log.close()
 
 
-def _run(cfg, ctx, arch, label, save_dir, log, callbacks, nn) -> TrainResult:
+def _run(cfg: TrainConfig, ctx: Context, arch: Arch, label: str, save_dir: Path, log: RunLog,
+         callbacks: Sequence[Callback]) -> TrainResult:
+    from mindspore import nn
+
     export_only = cfg.epoch_size == 0
     if export_only:  # no data read: the class count comes from the flag or the folder names
         from .data import num_classes_of
