@@ -7,7 +7,7 @@ import json
 
 from space import resolve_arch
 
-from .proxy import PROXIES, score
+from .proxy import PROXIES, score, train_score
 
 NAME = "proxy"
 HELP = "score an arch (reference name or YAML file) with a proxy of accuracy"
@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolution", type=int, default=32, help="input side in pixels (default 32)")
     parser.add_argument("--batch-size", type=int, default=64, help="images in the scoring batch (default 64)")
     parser.add_argument("--seed", type=int, default=0, help="initialisation and batch seed (default 0)")
+    parser.add_argument("--epochs", type=int, default=2, help="train proxy: epochs (default 2)")
+    parser.add_argument("--subset", type=int, default=5000, help="train proxy: images per split (default 5000)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -30,8 +32,12 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 2:
         raise UserError(f"--batch-size must be at least 2, got {args.batch_size}")
     arch = resolve_arch(args.arch)
-    result = score(arch, args.proxy, args.data, seed=args.seed, resolution=args.resolution,
-                   batch_size=args.batch_size)
+    if args.proxy == "train":
+        result = train_score(arch, args.data, epochs=args.epochs, subset=args.subset, seed=args.seed,
+                             resolution=args.resolution, batch_size=args.batch_size)
+    else:
+        result = score(arch, args.proxy, args.data, seed=args.seed, resolution=args.resolution,
+                       batch_size=args.batch_size)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:

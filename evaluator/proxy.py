@@ -7,6 +7,7 @@
 Proxies (higher is better for all):
     naswot, synflow, grad_norm, snip   zero-cost, on one batch of real data at initialisation
     params, flops                      baselines from the analytic cost model (`space.cost`)
+    train                              short training with the recipe (`training.train`): val top-1
 
 Data is ``"fashion_mnist"`` (the built-in real dataset), a path to an ImageNet-style folder,
 or a `training.data.DataConfig`; the batch comes from the training data pipeline with the
@@ -19,7 +20,7 @@ import time
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from space import Arch, UserError, build, cost
 
@@ -27,7 +28,9 @@ from ._zero_cost import NETWORK_PROXIES
 
 ZERO_COST = tuple(NETWORK_PROXIES)
 BASELINES = ("params", "flops")
-PROXIES = ZERO_COST + BASELINES
+PROXIES = ZERO_COST + BASELINES + ("train",)
+PROXY_RECIPE = Path(__file__).resolve().parent.parent / "configs" / "shufflenetv2" / "shufflenet_v2_0.5_ascend.yaml"
+RECIPE_GLOBAL_BATCH = 8 * 64  # the recipe's lr is for 8 devices x batch 64
 
 DataLike = Union[str, Path, "DataConfig"]  # noqa: F821 (training.data.DataConfig)
 
@@ -81,6 +84,8 @@ def score(arch: Arch, proxy: str, data: DataLike = "fashion_mnist", *, seed: int
         raise UserError(f"proxy resolution must be at least 32 px, got {resolution}")
     settings = {"data": str(data) if not hasattr(data, "dataset") else data.dataset, "seed": seed,
                 "resolution": resolution, "batch_size": batch_size}
+    if proxy == "train":
+        return train_score(arch, data, resolution=resolution, batch_size=batch_size, seed=seed)
     start = time.perf_counter()
     if proxy in BASELINES:
         c = cost(arch, resolution)
@@ -100,3 +105,51 @@ def score(arch: Arch, proxy: str, data: DataLike = "fashion_mnist", *, seed: int
     finally:
         ms.set_context(mode=previous_mode)
     return ProxyResult(proxy, value, time.perf_counter() - start, arch.name, settings)
+
+
+def train_score(arch: Arch, data: DataLike = "fashion_mnist", *, epochs: int = 2, resolution: int = 32,
+                batch_size: int = 64, subset: Optional[int] = 5000, seed: int = 0, lr: Optional[float] = None,
+                warmup_epochs: int = 1, recipe: Union[str, Path] = PROXY_RECIPE,
+                on_epoch: Optional[Callable[[int, float], bool]] = None) -> ProxyResult:
+    """Short training with the recipe (one recipe: `training.train`), shortened; value = last val top-1.
+
+    The recipe's schedule is kept in shape: linear warm-up (``warmup_epochs``, per step) then
+    cosine decay to 0 over the remaining epochs; ``lr`` defaults to the recipe's, scaled
+    linearly from its global batch (8 x 64) to ``batch_size``. ``subset`` images of each split
+    (class-balanced, seeded). ``on_epoch(epoch, top1)`` returning True stops after that epoch
+    (an Optuna pruner); `training.TrainingDiverged` is raised on a NaN or diverging loss.
+    """
+    import io
+    import tempfile
+
+    import yaml
+
+    from training import make_config, train
+
+    if epochs < 1:
+        raise UserError(f"proxy epochs must be at least 1, got {epochs}")
+    recipe_path = Path(recipe)
+    if not recipe_path.is_file():
+        raise UserError(f"proxy recipe {recipe} does not exist")
+    base = yaml.safe_load(recipe_path.read_text())
+    data_cfg = data_config(data, resolution=resolution, batch_size=batch_size, seed=seed)
+    warmup = min(warmup_epochs, epochs - 1)
+    scaled_lr = lr if lr is not None else float(base["lr"]) * batch_size / RECIPE_GLOBAL_BATCH
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="shufflenas-proxy-") as tmp:
+        config = make_config(
+            base, distribute=False, dataset=data_cfg.dataset, data_dir=data_cfg.data_dir, image_resize=resolution,
+            batch_size=batch_size, subset=subset, seed=seed, epoch_size=epochs, warmup_epochs=warmup,
+            decay_epochs=epochs - warmup, lr=scaled_lr, num_classes=None, num_parallel_workers=2,
+            ckpt_save_dir=tmp, keep_checkpoint_max=1, dataset_sink_mode=False, log_interval=10**9,
+            val_while_train=True, val_interval=1)
+        callbacks = [] if on_epoch is None else [lambda epoch, metrics: bool(on_epoch(epoch, metrics["top1"]))]
+        result = train(config, arch=arch, callbacks=callbacks, stream=io.StringIO())
+    settings = {"data": data_cfg.dataset if data_cfg.data_dir is None else data_cfg.data_dir, "seed": seed,
+                "resolution": resolution, "batch_size": batch_size, "epochs": epochs, "subset": subset,
+                "lr": scaled_lr, "warmup_epochs": warmup, "recipe": str(recipe),
+                "top5": result.top5, "loss": result.loss, "img_per_s": result.img_per_s,
+                "compile_s": result.compile_s, "stopped_by_callback": result.stopped_by_callback,
+                "curve": [{"epoch": r.epoch, "top1": r.top1, "top5": r.top5, "val_loss": r.val_loss,
+                           "train_loss": r.train_loss} for r in result.curve]}
+    return ProxyResult("train", float(result.top1), time.perf_counter() - start, arch.name, settings)

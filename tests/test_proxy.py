@@ -4,11 +4,11 @@ import math
 
 import pytest
 
-from evaluator.proxy import BASELINES, PROXIES, ZERO_COST, score
+from evaluator.proxy import BASELINES, PROXIES, ZERO_COST, score, train_score
 from space import Arch, UserError, cost
 
 
-@pytest.mark.parametrize("proxy", PROXIES)
+@pytest.mark.parametrize("proxy", [p for p in PROXIES if p != "train"])
 def test_each_proxy_is_finite_and_deterministic(tiny_arch, proxy):
     first = score(tiny_arch, proxy, "fashion_mnist", seed=3, resolution=32, batch_size=32)
     again = score(tiny_arch, proxy, "fashion_mnist", seed=3, resolution=32, batch_size=32)
@@ -25,7 +25,7 @@ def test_seed_changes_network_proxies(tiny_arch):
 def test_baselines_come_from_the_cost_model(tiny_arch):
     assert score(tiny_arch, "params").value == cost(tiny_arch, 32).params
     assert score(tiny_arch, "flops", resolution=64).value == cost(tiny_arch, 64).flops
-    assert set(BASELINES) | set(ZERO_COST) == set(PROXIES)
+    assert set(BASELINES) | set(ZERO_COST) | {"train"} == set(PROXIES)
 
 
 def test_naswot_grows_with_distinguishable_activations(tiny_arch):
@@ -45,3 +45,26 @@ def test_bad_inputs(tiny_arch, tmp_path):
         score(tiny_arch, "naswot", str(tmp_path / "missing"))
     with pytest.raises(UserError, match="at least 32 px"):
         score(tiny_arch, "naswot", resolution=16)
+
+
+@pytest.mark.slow
+def test_short_training_proxy_reports_each_epoch_and_can_stop(tiny_arch):
+    seen = []
+
+    def on_epoch(epoch, top1):
+        seen.append((epoch, top1))
+        return epoch >= 2  # a pruner's "stop" after the second epoch
+
+    result = train_score(tiny_arch, "fashion_mnist", epochs=3, subset=600, batch_size=64, on_epoch=on_epoch)
+    assert [e for e, _ in seen] == [1, 2]
+    assert result.settings["stopped_by_callback"] is True
+    assert len(result.settings["curve"]) == 2
+    assert result.value == seen[-1][1] and 0 <= result.value <= 100
+    assert result.settings["lr"] == pytest.approx(0.35 * 64 / 512)
+
+
+def test_short_training_proxy_diverging_loss_is_an_error(tiny_arch):
+    from training import TrainingDiverged
+
+    with pytest.raises(TrainingDiverged):
+        train_score(tiny_arch, "fashion_mnist", epochs=1, subset=300, batch_size=64, lr=1e6, warmup_epochs=0)
