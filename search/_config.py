@@ -127,6 +127,8 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
         need(Path(cfg.latency_table).is_file(), f"latency_table {cfg.latency_table} does not exist; "
                                                 "build it with `search.py lut build`")
     need(Path(cfg.space).is_file(), f"space file {cfg.space} does not exist")
+    need(str(cfg.proxy_data).lower().replace("-", "_") == "fashion_mnist" or Path(cfg.proxy_data).is_dir(),
+         f"proxy_data {cfg.proxy_data}: use fashion_mnist or an ImageNet-style folder that exists")
     need(cfg.proxy_epochs >= 1, f"proxy_epochs must be at least 1, got {cfg.proxy_epochs}")
     need(cfg.study_name.strip() != "", "study_name must not be empty")
     need(0 < cfg.heartbeat_interval < cfg.grace_period,

@@ -178,6 +178,11 @@ def _worker_entry(cfg_dict: Dict[str, Any], index: int) -> None:
 def run_search(cfg: SearchConfig) -> optuna.Study:
     """Run the study with ``cfg.workers`` local worker processes (1: in this process)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if cfg.latency_source == "measure":  # unknown or missing backend, device, dtype: fail before any trial
+        from evaluator.latency import base_request
+
+        base_request(cfg.backend, cfg.device, cfg.device_id, cfg.batch_size, cfg.resolution, cfg.dtype,
+                     cfg.latency_warmup, cfg.latency_repeats, cfg.threads, 1000)
     run_dir = Path(cfg.run_dir)
     store = open_storage(cfg.storage, run_dir, cfg.heartbeat_interval, cfg.grace_period)
     space = SearchSpace.from_yaml(cfg.space)

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy
 import yaml
 
-from search import SearchConfig, chosen_trials, load_config, redact, run_search, write_outputs
+from search import SearchConfig, chosen_trials, export_configs, load_config, redact, run_search, write_outputs
 from search._driver import open_study
 from search._storage import open_storage
 from space import SearchSpace, UserError
@@ -238,6 +238,8 @@ def test_worker_killed_mid_trial_is_retried(tmp_path, micro_table):
         ("budget_ms: 5\n", ["--mode", "sideways"], "mode: choose one of"),
         ("mode: constrained\n", [], "needs a latency budget"),
         ("budget_ms: 5\nn_trials: many\n", [], "n_trials: expected an integer"),
+        ("budget_ms: 5\nproxy_data: /nowhere\n", [], "proxy_data /nowhere: use fashion_mnist"),
+        ("budget_ms: 5\nbackend: tensorrt\n", [], "unknown latency backend 'tensorrt'"),
     ],
 )
 def test_bad_config_is_one_line_exit_2(tmp_path, yaml_text, flags, needle):
@@ -269,3 +271,30 @@ def test_measured_latency_search(tmp_path, latency_cache):
         assert t.user_attrs["latency"]["backend"] == "onnxruntime"
         assert 0 < t.user_attrs["latency_ratio"] < 1.0  # micro archs are far faster than x0_5
         assert t.user_attrs["feasible"] is True
+
+
+def test_shipped_search_configs_load(tmp_path):
+    demo = load_config(str(ROOT / "configs" / "search" / "demo_cpu.yaml"))
+    assert demo.mode == "constrained" and demo.budget_ratio == 1.0 and demo.reference == "x0_5"
+    ascend = load_config(str(ROOT / "configs" / "search" / "ascend_x0_5_budget.yaml"), {"proxy_data": str(tmp_path)})
+    assert ascend.device == "Ascend" and ascend.backend == "mindspore"
+
+
+@pytest.mark.slow
+def test_export_then_train_py_runs_the_exported_config(tmp_path, micro_table):
+    study = run_search(SearchConfig(**micro_config(tmp_path, micro_table, n_trials=1)))
+    write_outputs(study, tmp_path)
+    recipe = ROOT / "configs" / "shufflenetv2" / "shufflenet_v2_0.5_fashion_mnist_cpu.yaml"
+    exported = export_configs(tmp_path, top=1, recipe=str(recipe))
+    assert len(exported) == 1
+    config = yaml.safe_load(exported[0].read_text())
+    assert Path(config["arch"]).is_file() and "model" not in config
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "-c", str(exported[0]), "--epoch_size", "1", "--subset", "200",
+         "--image_resize", "32", "--ckpt_save_dir", str(tmp_path / "ckpt"), "--warmup_epochs", "0",
+         "--decay_epochs", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert list((tmp_path / "ckpt").glob("*.ckpt"))
+    with pytest.raises(UserError, match="--top must be at least 1"):
+        export_configs(tmp_path, top=0, recipe=str(recipe))
