@@ -42,7 +42,8 @@ def chosen_trials(study: optuna.Study) -> List[optuna.trial.FrozenTrial]:
     if len(study.directions) == 1:
         best = best_feasible(study)
         return [best] if best is not None else []
-    front = [t for t in study.best_trials if t.user_attrs.get("feasible", True)]
+    front = [t for t in study.best_trials
+             if t.user_attrs.get("feasible", True) and "duplicate_of" not in t.user_attrs]
     return sorted(front, key=lambda t: t.values[1])
 
 

@@ -78,8 +78,9 @@ class Progress:
             best_text = f"best {best.user_attrs.get('arch_name')} ({best.value:.4g})" if best else "best: none feasible"
         else:
             best_text = f"pareto front: {len(study.best_trials)}"
-        latency = (f"{_fmt(event['latency_ms'], '.2f')} ms ({_fmt(event['latency_ratio'], '.3f')}x {self.cfg.reference})"
-                   if event["latency_ms"] is not None else "latency -")
+        latency = "latency -" if event["latency_ms"] is None else f"{event['latency_ms']:.2f} ms"
+        if event["latency_ratio"] is not None:
+            latency += f" ({event['latency_ratio']:.3f}x {self.cfg.reference})"
         feasible = {True: "feasible", False: "infeasible", None: "-"}[event["feasible"]]
         line = (f"[{finished}/{total}] trial {trial.number} {trial.state.name.lower()} {event['arch']}"
                 f"{' (' + event['reference'] + ')' if event['reference'] else ''}: {latency}, "

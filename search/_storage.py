@@ -3,7 +3,8 @@
 Also the study lock: a short critical section (check the ticket queue, pop a trial) that
 must be exclusive across every worker of a study, on one host or many. It uses what the
 storage itself offers: a PostgreSQL advisory lock, a MySQL named lock, or a file lock beside
-a SQLite database or journal file (those live on one filesystem by construction).
+a SQLite database or journal file (those live on one filesystem by construction). The lock
+file is ``<file>.shufflenas-lock``: ``<file>.lock`` is Optuna's own journal lock.
 """
 
 from __future__ import annotations
@@ -121,14 +122,14 @@ def open_storage(url: Optional[str], run_dir: Path, heartbeat_interval: int = 10
         backend = optuna.storages.journal.JournalFileBackend(
             str(path), lock_obj=optuna.storages.journal.JournalFileOpenLock(str(path)))
         return StudyStorage(optuna.storages.JournalStorage(backend), url, "journal",
-                            path.with_name(path.name + ".lock"))
+                            path.with_name(path.name + ".shufflenas-lock"))
     scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
     if scheme == "sqlite":
         db = url.split("///", 1)[1] if "///" in url else ""
         if not db or db == ":memory:":
             raise UserError("an in-memory SQLite storage cannot be shared by workers; give a file path")
         Path(db).parent.mkdir(parents=True, exist_ok=True)
-        return StudyStorage(_rdb(url, heartbeat_interval, grace_period), url, "sqlite", Path(db + ".lock"))
+        return StudyStorage(_rdb(url, heartbeat_interval, grace_period), url, "sqlite", Path(db + ".shufflenas-lock"))
     if scheme in ("postgresql", "postgres"):
         return StudyStorage(_rdb(url, heartbeat_interval, grace_period), url, "postgresql")
     if scheme == "mysql":
