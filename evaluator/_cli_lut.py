@@ -70,10 +70,10 @@ def _clock(seconds: float) -> str:
 def _build(args: argparse.Namespace) -> int:
     from space import SearchSpace
 
-    from .lut import build_table, space_parts
+    from .lut import build_table, space_part_count
 
     space = SearchSpace.from_yaml(args.space)
-    count = len(space_parts(space, args.resolution))
+    count = space_part_count(space)
     if count > args.max_parts:
         raise UserError(f"space {space.name!r} has {count} distinct parts (every stride-2 width pair is one); "
                         f"measuring them costs a graph compile each. Use a coarser space such as "

@@ -184,9 +184,10 @@ def _read_partial(path: Path, header: Dict[str, Any]) -> Dict[str, Dict[str, Any
 
 
 def _measure_parts(todo: List[Part], request: Dict[str, Any], partial: Path, timeout_per_part: float,
-                   chunk: int, report: Callable[[Dict[str, Any]], None]) -> Dict[str, str]:
-    """Measure parts in workers of ``chunk`` parts each; append results to ``partial``.
-    Returns the parts that failed, with reasons."""
+                   chunk: int, report: Callable[[Dict[str, Any]], None],
+                   environment: Dict[str, Any]) -> Dict[str, str]:
+    """Measure parts in workers of ``chunk`` parts each; append results to ``partial`` and the
+    workers' environment record to ``environment``. Returns the parts that failed, with reasons."""
     failed: Dict[str, str] = {}
     queue = list(todo)
     while queue:
@@ -194,6 +195,8 @@ def _measure_parts(todo: List[Part], request: Dict[str, Any], partial: Path, tim
         done: set = set()
 
         def on_record(record: Dict[str, Any]) -> None:
+            if "environment" in record:
+                environment.update(record["environment"])
             if "key" not in record:
                 return
             done.add(record["key"])
@@ -204,8 +207,11 @@ def _measure_parts(todo: List[Part], request: Dict[str, Any], partial: Path, tim
                     f.write(json.dumps(record) + "\n")
             report(record)
 
-        _, error = run_worker({**request, "kind": "parts", "parts": batch}, 60.0 + timeout_per_part * len(batch),
-                              on_record)
+        records, error = run_worker({**request, "kind": "parts", "parts": batch},
+                                    60.0 + timeout_per_part * len(batch), on_record)
+        fatal = [r["error"] for r in records if r.get("fatal")]
+        if fatal:  # the worker could not even start measuring (device, backend): no point retrying
+            raise UserError(f"measuring latency-table parts failed: {fatal[0]}")
         if error is not None:
             rest = [p for p in batch if part_key(p) not in done]
             if rest:  # the part in flight gets the blame; the others go back in the queue
@@ -255,7 +261,7 @@ def build_table(space: Union[SearchSpace, str, Path], *, backend: str = "mindspo
         scratch = partial_path or Path(_scratch_file())
         if not scratch.is_file():
             scratch.write_text(json.dumps({"header": header}) + "\n")
-        failed = _measure_parts(todo, request, scratch, timeout_per_part, chunk, report)
+        failed = _measure_parts(todo, request, scratch, timeout_per_part, chunk, report, environment)
         if failed:
             listed = "; ".join(f"{k}: {v}" for k, v in list(failed.items())[:3])
             raise UserError(f"{len(failed)} of {len(parts)} parts could not be measured ({listed}); "
@@ -280,7 +286,8 @@ def build_table(space: Union[SearchSpace, str, Path], *, backend: str = "mindspo
                          reference=None, num_classes=num_classes, cache=cache)
         if not result.ok:
             raise UserError(f"fitting the overhead: measuring {arch.name} failed: {result.error}")
-        environment = environment or result.environment
+        if not environment:
+            environment.update(result.environment)
         fit_rows.append({"arch": arch.to_dict(), "measured_ms": result.median_ms,
                          "parts_sum_ms": table.parts_sum_ms(arch)})
         if progress is not None:
@@ -290,6 +297,18 @@ def build_table(space: Union[SearchSpace, str, Path], *, backend: str = "mindspo
                             "archs": fit_rows}
     data["environment"] = environment or _environment_of(request)
     return table
+
+
+def space_part_count(space: SearchSpace) -> int:
+    """How many parts `space_parts` yields, counted without enumerating them (fast)."""
+    levels = _feasible_levels(space)
+    kernels = [len(c.values) for c in space.kernels]
+    count = 1 + len(levels[0])  # empty call, stems
+    for stage in range(3):
+        pairs = sum(1 for prev in levels[stage] for v in levels[stage + 1] if v > prev)
+        stride1 = len(levels[stage + 1]) if max(space.depths[stage].values) > 1 else 0
+        count += (pairs + stride1) * kernels[stage]
+    return count + len(levels[3]) * len(space.last.values)
 
 
 def _scratch_file() -> str:
@@ -340,4 +359,4 @@ def check_table(table: LatencyTable, n: int = 30, *, seed: int = 1, device_id: i
             "within_10pct": int(sum(e <= 10 for e in errors)), "rows": rows}
 
 
-__all__ = ["FORMAT", "VERSION", "LatencyTable", "build_table", "check_table", "space_parts"]
+__all__ = ["FORMAT", "VERSION", "LatencyTable", "build_table", "check_table", "space_part_count", "space_parts"]
