@@ -42,8 +42,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="mindspore")
     parser.add_argument("--resolution", type=int, default=112)
+    parser.add_argument("--clock", default="wall", choices=("wall", "cpu"))
     args = parser.parse_args()
-    data = json.loads((RESULTS / f"latency_archs-{args.backend}-{args.resolution}-A.json").read_text())
+    data = json.loads((RESULTS / f"latency_archs-{args.backend}-{args.resolution}-{args.clock}-A.json").read_text())
     rows = [r for r in data["rows"] if r["result"]["error"] is None]
     ref_ms = float(np.median([r["result"]["reference_median_ms"] for r in rows]))
     result = {"machine": machine(), "backend": args.backend, "resolution": args.resolution, "archs": len(rows),
@@ -54,7 +55,7 @@ def main() -> int:
               # drift-corrected: the ratio to x0_5 (timed interleaved) times x0_5's median over the pass
               "ratio_ms": analyse(rows, lambda r: r["result"]["ratio_to_reference"] * ref_ms),
               "reference_median_ms": ref_ms}
-    write(f"flops_not_speed-{args.backend}-{args.resolution}", result)
+    write(f"flops_not_speed-{args.backend}-{args.resolution}-{args.clock}", result)
     print(json.dumps({k: result[k] for k in ("archs", "median_ms", "ratio_ms")}, indent=1))
     return 0
 

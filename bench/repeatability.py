@@ -26,9 +26,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="mindspore")
     parser.add_argument("--resolution", type=int, default=112)
+    parser.add_argument("--clock", default="wall", choices=("wall", "cpu"))
     parser.add_argument("--n", type=int, default=20)
     args = parser.parse_args()
-    passes = [json.loads((RESULTS / f"latency_archs-{args.backend}-{args.resolution}-{tag}.json").read_text())
+    passes = [json.loads((RESULTS / f"latency_archs-{args.backend}-{args.resolution}-{args.clock}-{tag}.json").read_text())
               for tag in ("A", "B")]
     rows = [p["rows"][:args.n] for p in passes]
     assert [r["key"] for r in rows[0]] == [r["key"] for r in rows[1]], "the two passes measured other archs"
@@ -42,7 +43,7 @@ def main() -> int:
               "median_ms": _compare(*ms), "ratio_to_reference": _compare(*ratio),
               "per_arch": [{"name": rows[0][i]["name"], "ms": [float(ms[0][j]), float(ms[1][j])],
                             "ratio": [float(ratio[0][j]), float(ratio[1][j])]} for j, i in enumerate(ok)]}
-    write(f"repeatability-{args.backend}-{args.resolution}", result)
+    write(f"repeatability-{args.backend}-{args.resolution}-{args.clock}", result)
     print(json.dumps({k: result[k] for k in ("archs", "median_ms", "ratio_to_reference")}, indent=1))
     return 0
 

@@ -123,11 +123,11 @@ class LatencyTable:
 
     def check(self, *, batch_size: Optional[int] = None, resolution: Optional[int] = None,
               space: Optional[SearchSpace] = None, dtype: Optional[str] = None, backend: Optional[str] = None,
-              device: Optional[str] = None) -> None:
+              device: Optional[str] = None, clock: Optional[str] = None) -> None:
         """UserError if any given setting differs from what the table was built for."""
         for name, value in (("batch size", batch_size), ("resolution", resolution), ("dtype", dtype),
-                            ("backend", backend), ("device", device)):
-            built = self.data[name.replace(" ", "_")]
+                            ("backend", backend), ("device", device), ("clock", clock)):
+            built = self.data.get(name.replace(" ", "_"), "wall" if name == "clock" else None)
             if value is not None and value != built:
                 raise UserError(f"this latency table was built for {name} {built}, not {value}; "
                                 f"build a table for {name} {value} with `search.py lut build`")
@@ -223,7 +223,7 @@ def _measure_parts(todo: List[Part], request: Dict[str, Any], partial: Path, tim
 def build_table(space: Union[SearchSpace, str, Path], *, backend: str = "mindspore", device: str = "CPU",
                 device_id: int = 0, batch_size: int = 1, resolution: int = 224, dtype: str = "float32",
                 warmup: int = 10, repeats: Optional[int] = None, threads: Optional[int] = 1,
-                num_classes: int = 1000, fit_archs: int = 5, seed: int = 0, partial: Union[str, Path, None] = None,
+                num_classes: int = 1000, clock: str = "wall", fit_archs: int = 5, seed: int = 0, partial: Union[str, Path, None] = None,
                 chunk: int = 24, timeout_per_part: float = 120.0, cache: Any = "default",
                 progress: Optional[Progress] = None) -> LatencyTable:
     """Measure every part of ``space``, fit the overhead on ``fit_archs`` sampled archs, return the table.
@@ -235,7 +235,7 @@ def build_table(space: Union[SearchSpace, str, Path], *, backend: str = "mindspo
         space = SearchSpace.from_yaml(space)
     repeats = repeats or DEFAULT_PART_REPEATS.get(backend, 50)
     request = base_request(backend, device, device_id, batch_size, resolution, dtype, warmup, repeats, threads,
-                           num_classes)
+                           num_classes, clock)
     parts = space_parts(space, resolution, num_classes)
     total = len(parts) + fit_archs
     header = {k: v for k, v in request.items() if k != "device_id"}
@@ -273,7 +273,7 @@ def build_table(space: Union[SearchSpace, str, Path], *, backend: str = "mindspo
         "format": FORMAT, "version": VERSION, "created_utc": utc_now(),
         "environment": environment, "space": space.to_dict(), "batch_size": batch_size,
         "resolution": resolution, "dtype": dtype, "backend": backend, "device": request["device"],
-        "num_classes": num_classes, "threads": threads, "part_repeats": repeats, "overhead": None,
+        "num_classes": num_classes, "threads": threads, "clock": clock, "part_repeats": repeats, "overhead": None,
         "entries": table_entries,
     }
     table = LatencyTable(data)
@@ -283,7 +283,7 @@ def build_table(space: Union[SearchSpace, str, Path], *, backend: str = "mindspo
         arch = space.sample(rng)
         result = measure(arch, backend=backend, device=device, device_id=device_id, batch_size=batch_size,
                          resolution=resolution, dtype=dtype, warmup=warmup, repeats=50, threads=threads,
-                         reference=None, num_classes=num_classes, cache=cache)
+                         reference=None, num_classes=num_classes, clock=clock, cache=cache)
         if not result.ok:
             raise UserError(f"fitting the overhead: measuring {arch.name} failed: {result.error}")
         if not environment:
@@ -344,7 +344,8 @@ def check_table(table: LatencyTable, n: int = 30, *, seed: int = 1, device_id: i
         result: LatencyResult = measure(
             arch, backend=table.backend, device=table.device, device_id=device_id, batch_size=table.batch_size,
             resolution=table.resolution, dtype=table.dtype, warmup=warmup, repeats=repeats,
-            threads=table.data.get("threads"), reference=None, num_classes=table.num_classes, cache=cache)
+            threads=table.data.get("threads"), reference=None, num_classes=table.num_classes,
+            clock=table.data.get("clock", "wall"), cache=cache)
         row = {"arch": arch.name, "key": arch.key, "predicted_ms": predicted, "measured_ms": result.median_ms,
                "error": result.error}
         if result.ok:

@@ -85,6 +85,7 @@ def test_save_load_predict_round_trip(built, tiny_space):
      "built for resolution 32, not 224"),
     (lambda t: t.check(space=SearchSpace.default()), "built for search space 'tiny'"),
     (lambda t: t.check(backend="mindspore"), "built for backend onnxruntime"),
+    (lambda t: t.check(clock="cpu"), "built for clock wall"),
     (lambda t: t.predict(Arch(stem=8, widths=(16, 32, 96), depths=(1, 1, 1), last=64)),
      r"needs the first \(stride-2\) unit of a stage 32->96 channels.*block:s2:32-96:k3:r2"),
     (lambda t: t.predict(Arch(stem=8, widths=(16, 32, 64), depths=(3, 1, 1), last=64)),
