@@ -92,3 +92,22 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_cost(c, layers=args.layers))
     return 0
+
+
+def reference_table_markdown() -> str:
+    """The README's table of the reference variants, computed by the cost model (a test keeps them equal)."""
+    from ._reference import REFERENCES
+
+    lines = [
+        "| variant | widths | depths | last | params (trainable) | params (with BN stats) | MFLOPs (cost model)"
+        " | MFLOPs (paper) | MAC (M elements) | element-wise ops | fragmentation | top-1 / top-5 (MindCV) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, ref in REFERENCES.items():
+        c, a = cost(ref.arch), ref.arch
+        lines.append(
+            f"| {name} | {', '.join(map(str, a.widths))} | {', '.join(map(str, a.depths))} | {a.last}"
+            f" | {c.params:,} | {c.params_with_bn_stats:,} | {c.mflops:.1f} | {ref.paper_mflops:g}"
+            f" | {c.mac / 1e6:.2f} | {c.elementwise_ops} | {c.fragmentation} | {ref.top1} / {ref.top5} |"
+        )
+    return "\n".join(lines)

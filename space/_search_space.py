@@ -279,6 +279,25 @@ class SearchSpace:
         last = _suggest(trial, "last", self.last)
         return Arch(stem=chain[0], widths=tuple(chain[1:]), depths=tuple(depths), last=last, kernels=tuple(kernels))
 
+    def params_of(self, arch: Arch) -> Dict[str, int]:
+        """The Optuna parameters that make `suggest` return ``arch`` (for ``study.enqueue_trial``)."""
+        if not self.contains(arch):
+            raise SpaceError(f"arch {arch.name} is not in space {self.name!r}")
+        params: Dict[str, int] = {}
+        named = [("stem", self.stem, arch.stem)]
+        named += [(f"width_{i}", c, v) for i, (c, v) in enumerate(zip(self.widths, arch.widths))]
+        named += [(f"depth_{i}", c, v) for i, (c, v) in enumerate(zip(self.depths, arch.depths))]
+        named += [(f"kernel_{i}", c, v) for i, (c, v) in enumerate(zip(self.kernels, arch.kernels))]
+        named += [("last", self.last, arch.last)]
+        for name, choices, value in named:
+            if len(choices.values) == 1:
+                continue
+            if choices.step is not None:
+                params[name] = value
+            else:
+                params[f"{name}_index"] = choices.values.index(value)
+        return params
+
     def sample(self, rng: RandomLike = None) -> Arch:
         """Draw an arch uniformly from all valid archs of the space."""
         gen = _generator(rng)

@@ -1,0 +1,40 @@
+"""`search.py proxy`: score one arch with a proxy of accuracy and print the value and time."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from space import resolve_arch
+
+from .proxy import PROXIES, score
+
+NAME = "proxy"
+HELP = "score an arch (reference name or YAML file) with a proxy of accuracy"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("arch", metavar="NAME_OR_ARCH_YAML", help="x0_5 ... x2_0 or an arch YAML file")
+    parser.add_argument("--proxy", default="naswot", choices=PROXIES, help="which proxy (default naswot)")
+    parser.add_argument("--data", default="fashion_mnist",
+                        help="fashion_mnist (built-in) or an ImageNet-style folder with train/ (default fashion_mnist)")
+    parser.add_argument("--resolution", type=int, default=32, help="input side in pixels (default 32)")
+    parser.add_argument("--batch-size", type=int, default=64, help="images in the scoring batch (default 64)")
+    parser.add_argument("--seed", type=int, default=0, help="initialisation and batch seed (default 0)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from space import UserError
+
+    if args.batch_size < 2:
+        raise UserError(f"--batch-size must be at least 2, got {args.batch_size}")
+    arch = resolve_arch(args.arch)
+    result = score(arch, args.proxy, args.data, seed=args.seed, resolution=args.resolution,
+                   batch_size=args.batch_size)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(f"{result.arch}  {result.proxy} = {result.value:.6g}  ({result.seconds:.2f} s, "
+              f"{args.resolution} px, batch {args.batch_size}, seed {args.seed}, data {args.data})")
+    return 0

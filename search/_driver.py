@@ -1,0 +1,200 @@
+"""Running a study: create or join it, hand out trials, run local workers, resume.
+
+Trials are handed out as *tickets*: the study holds exactly ``n_trials`` trials that count
+(waiting, running, or finished as complete, pruned or failed-with-a-reason). The first
+worker creates the study and enqueues the references inside the space, then empty tickets
+up to ``n_trials``; a later run with a larger ``n_trials`` tops the queue up (resume). A
+worker takes a ticket under the study lock (see `_storage`), so workers on one host or many
+finish exactly ``n_trials``. A worker that dies mid-trial stops its heartbeat; its trial is
+failed as stale and re-enqueued (Optuna's `RetryHeartbeatStaleTrialCallback`) by whichever
+worker looks next, so nothing is lost and nothing completed is evaluated again.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import optuna
+
+from space import REFERENCES, SearchSpace, UserError
+
+from ._config import SearchConfig
+from ._latency_source import LatencySource
+from ._objective import CandidateFailed, Objective, directions
+from ._progress import Progress
+from ._storage import StudyStorage, open_storage, redact
+
+TrialState = optuna.trial.TrialState
+POLL_S = 2.0
+
+
+def make_sampler(cfg: SearchConfig, worker_index: int = 0) -> optuna.samplers.BaseSampler:
+    # Workers of one study must not share a seed, or they would propose the same archs.
+    seed = None if cfg.seed is None else cfg.seed + 7919 * worker_index
+    if cfg.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+    if cfg.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if cfg.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    try:
+        return optuna.samplers.GPSampler(seed=seed)
+    except ImportError as exc:
+        raise UserError(f"sampler gp needs PyTorch ({exc}); pip install torch, or use tpe") from None
+
+
+def make_pruner(cfg: SearchConfig) -> optuna.pruners.BasePruner:
+    if cfg.pruner == "none" or cfg.mode == "pareto" or cfg.proxy != "train":
+        return optuna.pruners.NopPruner()
+    if cfg.pruner == "sha":
+        return optuna.pruners.SuccessiveHalvingPruner()
+    return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+
+
+def fingerprint(cfg: SearchConfig) -> Dict[str, Any]:
+    """What must match for a worker to join a study: the kind of device latency comes from."""
+    if cfg.latency_source != "measure":
+        from evaluator.lut import LatencyTable
+
+        table = LatencyTable.load(cfg.latency_table)
+        return {"latency_source": "lut", "backend": table.backend, "device": table.device,
+                "batch_size": table.batch_size, "resolution": table.resolution, "dtype": table.dtype}
+    from evaluator._env import cpu_model
+
+    print_device = {"latency_source": "measure", "backend": cfg.backend, "device": cfg.device,
+                    "batch_size": cfg.batch_size, "resolution": cfg.resolution, "dtype": cfg.dtype}
+    if cfg.device == "CPU":
+        print_device["cpu_model"] = cpu_model()
+    return print_device
+
+
+def _counted(trial: optuna.trial.FrozenTrial) -> bool:
+    """Does this trial use up a ticket? Stale-worker failures do not (they are retried)."""
+    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING):
+        return True
+    return trial.state == TrialState.FAIL and "failure" in trial.user_attrs
+
+
+def _public_config(cfg: SearchConfig) -> Dict[str, Any]:
+    data = asdict(cfg)
+    data["storage"] = redact(cfg.storage) if cfg.storage else None
+    return data
+
+
+def open_study(cfg: SearchConfig, store: StudyStorage, space: SearchSpace, worker_index: int = 0) -> optuna.Study:
+    """Create the study or join it (checking the device), and top up its ticket queue."""
+    sampler, pruner = make_sampler(cfg, worker_index), make_pruner(cfg)
+    mine = fingerprint(cfg)
+    with store.lock(cfg.study_name):
+        try:
+            study = optuna.create_study(study_name=cfg.study_name, storage=store.storage, sampler=sampler,
+                                        pruner=pruner, directions=directions(cfg))
+            study.set_user_attr("fingerprint", mine)
+            study.set_user_attr("config", _public_config(cfg))
+            study.set_user_attr("space", space.to_dict())
+            study.set_user_attr("mode", cfg.mode)
+            if cfg.enqueue_references:
+                for name in space.references():
+                    study.enqueue_trial(space.params_of(REFERENCES[name].arch), user_attrs={"reference": name})
+        except optuna.exceptions.DuplicatedStudyError:
+            study = optuna.load_study(study_name=cfg.study_name, storage=store.storage, sampler=sampler,
+                                      pruner=pruner)
+            theirs = study.user_attrs.get("fingerprint", {})
+            if theirs != mine:
+                diff = ", ".join(f"{k}: study {theirs.get(k)!r} vs this worker {mine.get(k)!r}"
+                                 for k in sorted(set(theirs) | set(mine)) if theirs.get(k) != mine.get(k))
+                raise UserError(f"study {cfg.study_name!r} measures latency on another kind of device ({diff}); "
+                                "run this worker where the study's device is, or start a new study")
+            if study.user_attrs.get("mode") != cfg.mode:
+                raise UserError(f"study {cfg.study_name!r} is a {study.user_attrs.get('mode')} study; "
+                                f"this config asks for {cfg.mode}: use another --study-name")
+        used = sum(_counted(t) for t in study.get_trials(deepcopy=False))
+        for _ in range(cfg.n_trials - used):
+            study.enqueue_trial({})
+    return study
+
+
+def _take_ticket(study: optuna.Study, store: StudyStorage, cfg: SearchConfig, deadline: float) -> Optional[Any]:
+    """Hold the study lock while a waiting trial exists (returns the lock to release); None when done."""
+    while time.time() < deadline:
+        lock = store.lock(cfg.study_name)
+        lock.__enter__()
+        trials = study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
+        if any(t.state == TrialState.WAITING for t in trials):
+            return lock
+        lock.__exit__(None, None, None)
+        if not trials:
+            return None
+        # Others are still running: if one of them died, its heartbeat goes stale and it is
+        # re-enqueued here; otherwise wait for them to finish.
+        if isinstance(store.storage, optuna.storages.RDBStorage):
+            optuna.storages.fail_stale_trials(study)
+        time.sleep(POLL_S)
+    return None
+
+
+def work(cfg: SearchConfig, worker_index: int = 0, report: Optional[Callable] = None) -> int:
+    """One worker: take tickets and evaluate them until none is left or the timeout passes."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    run_dir = Path(cfg.run_dir)
+    store = open_storage(cfg.storage, run_dir)
+    space = SearchSpace.from_yaml(cfg.space)
+    study = open_study(cfg, store, space, worker_index)
+    objective = Objective(cfg, space, LatencySource(cfg))
+    progress = report or Progress(cfg, run_dir, quiet=cfg.quiet)
+    deadline = time.time() + (cfg.timeout if cfg.timeout else float("inf"))
+    done = 0
+    while True:
+        lock = _take_ticket(study, store, cfg, deadline)
+        if lock is None:
+            break
+        held = [lock]
+
+        def release() -> None:
+            if held:
+                held.pop().__exit__(None, None, None)
+
+        objective.on_start = release
+        try:
+            study.optimize(objective, n_trials=1, catch=(CandidateFailed,),
+                           callbacks=[lambda s, t: progress(s, t)])
+        finally:
+            release()
+        done += 1
+    return done
+
+
+def _worker_entry(cfg_dict: Dict[str, Any], index: int) -> None:
+    try:
+        work(SearchConfig(**cfg_dict), index)
+    except UserError as exc:
+        print(f"error: worker {index}: {exc}", flush=True)
+        raise SystemExit(2) from None
+
+
+def run_search(cfg: SearchConfig) -> optuna.Study:
+    """Run the study with ``cfg.workers`` local worker processes (1: in this process)."""
+    run_dir = Path(cfg.run_dir)
+    store = open_storage(cfg.storage, run_dir)
+    space = SearchSpace.from_yaml(cfg.space)
+    study = open_study(cfg, store, space)  # create first, so workers only join
+    if cfg.workers == 1:
+        work(cfg)
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        procs = [ctx.Process(target=_worker_entry, args=(asdict(cfg), i), daemon=False) for i in range(cfg.workers)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+        if bad and all(code == 2 for code in bad):
+            raise UserError("the workers refused to run (see their messages above)")
+    return optuna.load_study(study_name=cfg.study_name, storage=store.storage)
+
+
+__all__ = ["open_study", "run_search", "work", "make_sampler", "make_pruner", "fingerprint"]
