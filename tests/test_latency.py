@@ -80,8 +80,8 @@ def test_crashing_worker_gives_an_error_result(tiny_arch, monkeypatch, fault, wo
 def test_hanging_worker_times_out_and_the_next_measurement_works(tiny_arch, monkeypatch):
     monkeypatch.setenv(FAULT, "hang")
     start = time.perf_counter()
-    r = measure(tiny_arch, reference=None, cache=None, timeout=8.0, **FAST)
-    assert not r.ok and "timed out after 8 s" in r.error
+    r = measure(tiny_arch, reference=None, cache=None, timeout=5.0, **FAST)
+    assert not r.ok and "timed out after 5 s" in r.error
     assert time.perf_counter() - start < 30
     monkeypatch.delenv(FAULT)
     _sane(measure(tiny_arch, reference=None, cache=None, **FAST), 10)
@@ -195,7 +195,7 @@ def _hammer(path: str, start: int) -> None:
 
 def test_cache_is_safe_with_several_processes(tmp_path):
     path = str(tmp_path / "shared.sqlite")
-    ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("fork")  # spawn would re-import MindSpore in each child
     procs = [ctx.Process(target=_hammer, args=(path, 100 * n)) for n in range(4)]
     for p in procs:
         p.start()
