@@ -24,13 +24,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, Optional, Union
 
 from space import Arch, UserError, resolve_arch
 from space._runtime import normalize_device
 
 from ._cache import LatencyCache, cache_key
-from ._env import environment, host_name, mindspore_version, utc_now
+from ._env import host_name, mindspore_version, utc_now
 from ._spawn import run_worker
 
 DEFAULT_REFERENCE = "x0_5"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-import time
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
@@ -115,11 +115,15 @@ class LatencyTable:
         tmp.replace(path)
 
     # ----- settings -----------------------------------------------------------------------
-    def __getattr__(self, name: str) -> Any:
-        if name in ("batch_size", "resolution", "dtype", "backend", "device", "num_classes", "environment",
-                    "overhead"):
-            return self.data[name]
-        raise AttributeError(name)
+    batch_size = property(lambda self: self.data["batch_size"])
+    resolution = property(lambda self: self.data["resolution"])
+    dtype = property(lambda self: self.data["dtype"])
+    backend = property(lambda self: self.data["backend"])
+    device = property(lambda self: self.data["device"])
+    num_classes = property(lambda self: self.data["num_classes"])
+    clock = property(lambda self: self.data.get("clock", "wall"))
+    environment = property(lambda self: self.data["environment"], doc="where and with what the parts were timed")
+    overhead = property(lambda self: self.data["overhead"], doc="the fitted intercept and scale, or None")
 
     def check(self, *, batch_size: Optional[int] = None, resolution: Optional[int] = None,
               space: Optional[SearchSpace] = None, dtype: Optional[str] = None, backend: Optional[str] = None,
@@ -258,10 +262,12 @@ def build_table(space: Union[SearchSpace, str, Path], *, backend: str = "mindspo
             progress(count, total, record["key"] + (f" FAILED: {record['error']}" if "error" in record else ""))
 
     if todo:
-        scratch = partial_path or Path(_scratch_file())
-        if not scratch.is_file():
-            scratch.write_text(json.dumps({"header": header}) + "\n")
-        failed = _measure_parts(todo, request, scratch, timeout_per_part, chunk, report, environment)
+        if partial_path is not None:
+            failed = _measure_parts(todo, request, partial_path, timeout_per_part, chunk, report, environment)
+        else:
+            with tempfile.TemporaryDirectory(prefix="shufflenas-lut-") as tmp:
+                failed = _measure_parts(todo, request, Path(tmp) / "parts.jsonl", timeout_per_part, chunk, report,
+                                        environment)
         if failed:
             listed = "; ".join(f"{k}: {v}" for k, v in list(failed.items())[:3])
             raise UserError(f"{len(failed)} of {len(parts)} parts could not be measured ({listed}); "
@@ -309,17 +315,6 @@ def space_part_count(space: SearchSpace) -> int:
         stride1 = len(levels[stage + 1]) if max(space.depths[stage].values) > 1 else 0
         count += (pairs + stride1) * kernels[stage]
     return count + len(levels[3]) * len(space.last.values)
-
-
-def _scratch_file() -> str:
-    import tempfile
-
-    handle, name = tempfile.mkstemp(prefix="shufflenas-lut-", suffix=".jsonl")
-    import os
-
-    os.close(handle)
-    os.unlink(name)
-    return name
 
 
 def _environment_of(request: Dict[str, Any]) -> Dict[str, Any]:
