@@ -17,6 +17,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="mindspore")
     parser.add_argument("--resolution", type=int, default=112)
+    parser.add_argument("--clock", default="wall", choices=("wall", "cpu"))
     parser.add_argument("--n", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=50)
@@ -26,12 +27,13 @@ def main() -> int:
     from evaluator import measure
     from space import cost
 
-    name = f"latency_archs-{args.backend}-{args.resolution}-{args.tag}"
+    name = f"latency_archs-{args.backend}-{args.resolution}-{args.clock}-{args.tag}"
     cache = RESULTS / f"{name}.sqlite"
     rows = []
     start = time.time()
     for i, arch in enumerate(sample_archs(args.n, args.seed)):
-        r = measure(arch, backend=args.backend, resolution=args.resolution, repeats=args.repeats, cache=cache)
+        r = measure(arch, backend=args.backend, resolution=args.resolution, repeats=args.repeats, clock=args.clock,
+                    cache=cache)
         c = cost(arch, args.resolution)
         rows.append({"arch": arch.to_dict(), "name": arch.name, "key": arch.key, "flops": c.flops, "mac": c.mac,
                      "params": c.params, "fragmentation": c.fragmentation, "num_ops": c.num_ops,
@@ -40,7 +42,7 @@ def main() -> int:
               f"{'cached' if r.cached else f'{r.wall_s:.1f} s'}" if r.ok else f"ERROR {r.error}"),
               file=sys.stderr, flush=True)
     write(name, {"machine": machine(), "backend": args.backend, "resolution": args.resolution,
-                 "repeats": args.repeats, "seed": args.seed, "elapsed_s": time.time() - start, "rows": rows})
+                 "repeats": args.repeats, "clock": args.clock, "seed": args.seed, "elapsed_s": time.time() - start, "rows": rows})
     return 0
 
 

@@ -22,6 +22,8 @@ def add_settings(parser: argparse.ArgumentParser, batch: bool = True) -> None:
         parser.add_argument("--dtype", default="float32", choices=("float32", "float16"), help="default float32")
     parser.add_argument("--warmup", type=int, default=10, help="least warm-up runs; more until stable (default 10)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads, fixed for repeatability (default 1)")
+    parser.add_argument("--clock", default="wall", choices=("wall", "cpu"),
+                        help="wall: elapsed time (default); cpu: process CPU time, for 1 thread on a busy shared host")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +45,7 @@ def format_result(r) -> str:
         f"arch          {r.arch_key}  stem {r.arch['stem']} | widths {r.arch['widths']} | depths {r.arch['depths']}"
         f" | last {r.arch['last']}",
         f"setting       {r.backend} on {r.device}:{r.device_id}, batch {r.batch_size}, {r.resolution} px, {r.dtype},"
-        f" {r.threads} thread(s)",
+        f" {r.threads} thread(s), {r.clock} clock",
         f"latency       median {r.median_ms:.3f} ms  (p10 {r.p10_ms:.3f}, p90 {r.p90_ms:.3f}, mean {r.mean_ms:.3f}"
         f" +- {r.std_ms:.3f}; {r.runs} runs after {r.warmup_runs} warm-up{'' if r.stable else ', NOT settled'})",
         f"throughput    {r.ms_per_image:.3f} ms per image, {r.images_per_second:.1f} images/s",
@@ -69,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--timeout must be positive, got {args.timeout}")
     result = measure(args.arch, backend=args.backend, device=args.device, device_id=args.device_id,
                      batch_size=args.batch_size, resolution=args.resolution, dtype=args.dtype, warmup=args.warmup,
-                     repeats=args.repeats, threads=args.threads, reference=reference, timeout=args.timeout,
+                     repeats=args.repeats, threads=args.threads, clock=args.clock, reference=reference,
+                     timeout=args.timeout,
                      cache=cache_arg(args.cache), refresh=args.refresh)
     if not result.ok:
         raise UserError(f"latency measurement failed: {result.error}")

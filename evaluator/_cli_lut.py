@@ -70,10 +70,10 @@ def _clock(seconds: float) -> str:
 def _build(args: argparse.Namespace) -> int:
     from space import SearchSpace
 
-    from .lut import build_table, space_parts
+    from .lut import build_table, space_part_count
 
     space = SearchSpace.from_yaml(args.space)
-    count = len(space_parts(space, args.resolution))
+    count = space_part_count(space)
     if count > args.max_parts:
         raise UserError(f"space {space.name!r} has {count} distinct parts (every stride-2 width pair is one); "
                         f"measuring them costs a graph compile each. Use a coarser space such as "
@@ -84,7 +84,8 @@ def _build(args: argparse.Namespace) -> int:
                      f"finished parts kept in {partial} (rerun to resume)\n")
     table = build_table(space, backend=args.backend, device=args.device, device_id=args.device_id,
                         batch_size=args.batch_size, resolution=args.resolution, dtype=args.dtype,
-                        warmup=args.warmup, repeats=args.repeats, threads=args.threads, fit_archs=args.fit_archs,
+                        warmup=args.warmup, repeats=args.repeats, threads=args.threads, clock=args.clock,
+                        fit_archs=args.fit_archs,
                         seed=args.seed, partial=partial, cache=cache_arg(args.cache), progress=_Progress("lut build"))
     table.save(out)
     partial.unlink(missing_ok=True)
@@ -125,7 +126,7 @@ def _show(args: argparse.Namespace) -> int:
     d = table.data
     print(f"table         {args.table}: format {d['format']} v{d['version']}, {len(table.entries)} parts")
     print(f"built for     {d['backend']} on {d['device']}, batch {d['batch_size']}, {d['resolution']} px, "
-          f"{d['dtype']}, space {table.space.name!r}")
+          f"{d['dtype']}, {d.get('clock', 'wall')} clock, space {table.space.name!r}")
     env = d["environment"]
     print(f"measured on   {env.get('cpu_model')}, host {env.get('host')}, MindSpore {env.get('mindspore')}, "
           f"{d['created_utc']}")

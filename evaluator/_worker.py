@@ -73,7 +73,7 @@ def _measure(req: Dict[str, Any], backend, out: TextIO) -> None:
         run, first = backend.prepare(build(arch, num_classes=req["num_classes"]), example, req["device"], req["dtype"])
         runners.append(run)
         compile_s.append(first)
-    timings = time_interleaved(runners, req["warmup"], req["repeats"])
+    timings = time_interleaved(runners, req["warmup"], req["repeats"], clock=req.get("clock", "wall"))
     record: Dict[str, Any] = {**stats_ms(timings.runs[0]), "compile_s": compile_s[0],
                               "warmup_runs": timings.warmup_runs, "stable": timings.stable}
     if len(runners) > 1:
@@ -93,7 +93,7 @@ def _parts(req: Dict[str, Any], backend, out: TextIO) -> None:
         try:
             example = _input(input_shape(part, req["batch_size"]))
             run, first = backend.prepare(part_cell(part, req["num_classes"]), example, req["device"], req["dtype"])
-            timings = time_interleaved([run], req["warmup"], req["repeats"])
+            timings = time_interleaved([run], req["warmup"], req["repeats"], clock=req.get("clock", "wall"))
             _emit(out, {"key": key, **stats_ms(timings.runs[0]), "compile_s": first,
                         "warmup_runs": timings.warmup_runs, "stable": timings.stable})
         except Exception as exc:  # one bad part must not lose the others

@@ -24,13 +24,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, Optional, Union
 
 from space import Arch, UserError, resolve_arch
 from space._runtime import normalize_device
 
 from ._cache import LatencyCache, cache_key
-from ._env import environment, host_name, mindspore_version, utc_now
+from ._env import host_name, mindspore_version, utc_now
 from ._spawn import run_worker
 
 DEFAULT_REFERENCE = "x0_5"
@@ -78,6 +78,7 @@ class LatencyResult:
     resolution: int
     dtype: str
     threads: Optional[int] = None
+    clock: str = "wall"
     median_ms: Optional[float] = None
     mean_ms: Optional[float] = None
     std_ms: Optional[float] = None
@@ -146,8 +147,16 @@ def _check_settings(backend: str, device: str, device_id: int, batch_size: int, 
 
 
 def base_request(backend: str, device: str, device_id: int, batch_size: int, resolution: int, dtype: str,
-                 warmup: int, repeats: int, threads: Optional[int], num_classes: int) -> Dict[str, Any]:
+                 warmup: int, repeats: int, threads: Optional[int], num_classes: int,
+                 clock: str = "wall") -> Dict[str, Any]:
     """Validated settings shared by `measure` and the table builder."""
+    from ._timing import CLOCKS
+
+    if clock not in CLOCKS:
+        raise UserError(f"unknown clock {clock!r}; choose {' or '.join(CLOCKS)}")
+    if clock == "cpu" and threads != 1:
+        raise UserError("clock 'cpu' (process CPU time) approximates latency only for single-threaded inference; "
+                        "use threads=1")
     device = normalize_device(device)
     _check_settings(backend, device, device_id, batch_size, resolution, dtype, threads)
     _check_positive("warmup", warmup)
@@ -155,7 +164,7 @@ def base_request(backend: str, device: str, device_id: int, batch_size: int, res
     _check_positive("num_classes", num_classes)
     return {"backend": backend, "device": device, "device_id": device_id, "batch_size": batch_size,
             "resolution": resolution, "dtype": dtype, "warmup": warmup, "repeats": repeats,
-            "threads": threads, "num_classes": num_classes}
+            "threads": threads, "num_classes": num_classes, "clock": clock}
 
 
 def _open_cache(cache: Union[str, Path, LatencyCache, None]) -> Optional[LatencyCache]:
@@ -167,7 +176,7 @@ def _open_cache(cache: Union[str, Path, LatencyCache, None]) -> Optional[Latency
 def measure(arch: Union[Arch, str, Path], *, backend: str = "mindspore", device: str = "CPU",
             device_id: int = 0, batch_size: int = 1, resolution: int = 224, dtype: str = "float32",
             warmup: int = 10, repeats: int = 50, threads: Optional[int] = 1,
-            reference: Union[str, Arch, None] = DEFAULT_REFERENCE, num_classes: int = 1000,
+            reference: Union[str, Arch, None] = DEFAULT_REFERENCE, num_classes: int = 1000, clock: str = "wall",
             timeout: float = DEFAULT_TIMEOUT_S, cache: Union[str, Path, LatencyCache, None] = _USE_DEFAULT_CACHE,
             refresh: bool = False) -> LatencyResult:
     """Measure ``arch`` (an Arch, a reference name or an arch YAML path) in a fresh worker.
@@ -177,6 +186,8 @@ def measure(arch: Union[Arch, str, Path], *, backend: str = "mindspore", device:
     the CPU thread count (None: the backend's default). ``reference`` (None to skip) is timed
     in the same worker, interleaved with the candidate. ``cache`` is a SQLite path (default
     ``~/.cache/shufflenas/latency.sqlite``) or None; ``refresh`` re-measures and overwrites.
+    ``clock="cpu"`` times process CPU seconds instead of elapsed time (see `_timing.CLOCKS`):
+    on a host shared with other jobs it tracks the unloaded latency of 1-thread inference.
 
     Bad settings raise UserError; failures of the measurement itself (crash, out of memory,
     time-out, a device id that does not exist) return a result with ``error`` set.
@@ -185,14 +196,15 @@ def measure(arch: Union[Arch, str, Path], *, backend: str = "mindspore", device:
     cand = resolve_arch(arch)
     ref = None if reference is None else resolve_arch(reference)
     req = base_request(backend, device, device_id, batch_size, resolution, dtype, warmup, repeats, threads,
-                       num_classes)
+                       num_classes, clock)
     ref_label = None if ref is None else (reference if isinstance(reference, str) else ref.name)
     result = LatencyResult(arch=cand.to_dict(), arch_key=cand.key, backend=backend, device=req["device"],
                            device_id=device_id, batch_size=batch_size, resolution=resolution, dtype=dtype,
-                           threads=threads, reference=ref_label)
+                           threads=threads, clock=clock, reference=ref_label)
     store = _open_cache(cache)
     key = cache_key([cand.key, backend, req["device"], batch_size, resolution, dtype, mindspore_version(),
-                     host_name(), threads, num_classes, None if ref is None else ref.key])
+                     host_name(), threads, num_classes, None if ref is None else ref.key]
+                    + ([] if clock == "wall" else [clock]))
     if store is not None and not refresh:
         hit = store.get(key)
         if hit is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-import time
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
@@ -115,19 +115,23 @@ class LatencyTable:
         tmp.replace(path)
 
     # ----- settings -----------------------------------------------------------------------
-    def __getattr__(self, name: str) -> Any:
-        if name in ("batch_size", "resolution", "dtype", "backend", "device", "num_classes", "environment",
-                    "overhead"):
-            return self.data[name]
-        raise AttributeError(name)
+    batch_size = property(lambda self: self.data["batch_size"])
+    resolution = property(lambda self: self.data["resolution"])
+    dtype = property(lambda self: self.data["dtype"])
+    backend = property(lambda self: self.data["backend"])
+    device = property(lambda self: self.data["device"])
+    num_classes = property(lambda self: self.data["num_classes"])
+    clock = property(lambda self: self.data.get("clock", "wall"))
+    environment = property(lambda self: self.data["environment"], doc="where and with what the parts were timed")
+    overhead = property(lambda self: self.data["overhead"], doc="the fitted intercept and scale, or None")
 
     def check(self, *, batch_size: Optional[int] = None, resolution: Optional[int] = None,
               space: Optional[SearchSpace] = None, dtype: Optional[str] = None, backend: Optional[str] = None,
-              device: Optional[str] = None) -> None:
+              device: Optional[str] = None, clock: Optional[str] = None) -> None:
         """UserError if any given setting differs from what the table was built for."""
         for name, value in (("batch size", batch_size), ("resolution", resolution), ("dtype", dtype),
-                            ("backend", backend), ("device", device)):
-            built = self.data[name.replace(" ", "_")]
+                            ("backend", backend), ("device", device), ("clock", clock)):
+            built = self.data.get(name.replace(" ", "_"), "wall" if name == "clock" else None)
             if value is not None and value != built:
                 raise UserError(f"this latency table was built for {name} {built}, not {value}; "
                                 f"build a table for {name} {value} with `search.py lut build`")
@@ -184,9 +188,10 @@ def _read_partial(path: Path, header: Dict[str, Any]) -> Dict[str, Dict[str, Any
 
 
 def _measure_parts(todo: List[Part], request: Dict[str, Any], partial: Path, timeout_per_part: float,
-                   chunk: int, report: Callable[[Dict[str, Any]], None]) -> Dict[str, str]:
-    """Measure parts in workers of ``chunk`` parts each; append results to ``partial``.
-    Returns the parts that failed, with reasons."""
+                   chunk: int, report: Callable[[Dict[str, Any]], None],
+                   environment: Dict[str, Any]) -> Dict[str, str]:
+    """Measure parts in workers of ``chunk`` parts each; append results to ``partial`` and the
+    workers' environment record to ``environment``. Returns the parts that failed, with reasons."""
     failed: Dict[str, str] = {}
     queue = list(todo)
     while queue:
@@ -194,6 +199,8 @@ def _measure_parts(todo: List[Part], request: Dict[str, Any], partial: Path, tim
         done: set = set()
 
         def on_record(record: Dict[str, Any]) -> None:
+            if "environment" in record:
+                environment.update(record["environment"])
             if "key" not in record:
                 return
             done.add(record["key"])
@@ -204,8 +211,11 @@ def _measure_parts(todo: List[Part], request: Dict[str, Any], partial: Path, tim
                     f.write(json.dumps(record) + "\n")
             report(record)
 
-        _, error = run_worker({**request, "kind": "parts", "parts": batch}, 60.0 + timeout_per_part * len(batch),
-                              on_record)
+        records, error = run_worker({**request, "kind": "parts", "parts": batch},
+                                    60.0 + timeout_per_part * len(batch), on_record)
+        fatal = [r["error"] for r in records if r.get("fatal")]
+        if fatal:  # the worker could not even start measuring (device, backend): no point retrying
+            raise UserError(f"measuring latency-table parts failed: {fatal[0]}")
         if error is not None:
             rest = [p for p in batch if part_key(p) not in done]
             if rest:  # the part in flight gets the blame; the others go back in the queue
@@ -217,7 +227,7 @@ def _measure_parts(todo: List[Part], request: Dict[str, Any], partial: Path, tim
 def build_table(space: Union[SearchSpace, str, Path], *, backend: str = "mindspore", device: str = "CPU",
                 device_id: int = 0, batch_size: int = 1, resolution: int = 224, dtype: str = "float32",
                 warmup: int = 10, repeats: Optional[int] = None, threads: Optional[int] = 1,
-                num_classes: int = 1000, fit_archs: int = 5, seed: int = 0, partial: Union[str, Path, None] = None,
+                num_classes: int = 1000, clock: str = "wall", fit_archs: int = 5, seed: int = 0, partial: Union[str, Path, None] = None,
                 chunk: int = 24, timeout_per_part: float = 120.0, cache: Any = "default",
                 progress: Optional[Progress] = None) -> LatencyTable:
     """Measure every part of ``space``, fit the overhead on ``fit_archs`` sampled archs, return the table.
@@ -229,7 +239,7 @@ def build_table(space: Union[SearchSpace, str, Path], *, backend: str = "mindspo
         space = SearchSpace.from_yaml(space)
     repeats = repeats or DEFAULT_PART_REPEATS.get(backend, 50)
     request = base_request(backend, device, device_id, batch_size, resolution, dtype, warmup, repeats, threads,
-                           num_classes)
+                           num_classes, clock)
     parts = space_parts(space, resolution, num_classes)
     total = len(parts) + fit_archs
     header = {k: v for k, v in request.items() if k != "device_id"}
@@ -252,10 +262,12 @@ def build_table(space: Union[SearchSpace, str, Path], *, backend: str = "mindspo
             progress(count, total, record["key"] + (f" FAILED: {record['error']}" if "error" in record else ""))
 
     if todo:
-        scratch = partial_path or Path(_scratch_file())
-        if not scratch.is_file():
-            scratch.write_text(json.dumps({"header": header}) + "\n")
-        failed = _measure_parts(todo, request, scratch, timeout_per_part, chunk, report)
+        if partial_path is not None:
+            failed = _measure_parts(todo, request, partial_path, timeout_per_part, chunk, report, environment)
+        else:
+            with tempfile.TemporaryDirectory(prefix="shufflenas-lut-") as tmp:
+                failed = _measure_parts(todo, request, Path(tmp) / "parts.jsonl", timeout_per_part, chunk, report,
+                                        environment)
         if failed:
             listed = "; ".join(f"{k}: {v}" for k, v in list(failed.items())[:3])
             raise UserError(f"{len(failed)} of {len(parts)} parts could not be measured ({listed}); "
@@ -267,7 +279,7 @@ def build_table(space: Union[SearchSpace, str, Path], *, backend: str = "mindspo
         "format": FORMAT, "version": VERSION, "created_utc": utc_now(),
         "environment": environment, "space": space.to_dict(), "batch_size": batch_size,
         "resolution": resolution, "dtype": dtype, "backend": backend, "device": request["device"],
-        "num_classes": num_classes, "threads": threads, "part_repeats": repeats, "overhead": None,
+        "num_classes": num_classes, "threads": threads, "clock": clock, "part_repeats": repeats, "overhead": None,
         "entries": table_entries,
     }
     table = LatencyTable(data)
@@ -277,10 +289,11 @@ def build_table(space: Union[SearchSpace, str, Path], *, backend: str = "mindspo
         arch = space.sample(rng)
         result = measure(arch, backend=backend, device=device, device_id=device_id, batch_size=batch_size,
                          resolution=resolution, dtype=dtype, warmup=warmup, repeats=50, threads=threads,
-                         reference=None, num_classes=num_classes, cache=cache)
+                         reference=None, num_classes=num_classes, clock=clock, cache=cache)
         if not result.ok:
             raise UserError(f"fitting the overhead: measuring {arch.name} failed: {result.error}")
-        environment = environment or result.environment
+        if not environment:
+            environment.update(result.environment)
         fit_rows.append({"arch": arch.to_dict(), "measured_ms": result.median_ms,
                          "parts_sum_ms": table.parts_sum_ms(arch)})
         if progress is not None:
@@ -292,15 +305,16 @@ def build_table(space: Union[SearchSpace, str, Path], *, backend: str = "mindspo
     return table
 
 
-def _scratch_file() -> str:
-    import tempfile
-
-    handle, name = tempfile.mkstemp(prefix="shufflenas-lut-", suffix=".jsonl")
-    import os
-
-    os.close(handle)
-    os.unlink(name)
-    return name
+def space_part_count(space: SearchSpace) -> int:
+    """How many parts `space_parts` yields, counted without enumerating them (fast)."""
+    levels = _feasible_levels(space)
+    kernels = [len(c.values) for c in space.kernels]
+    count = 1 + len(levels[0])  # empty call, stems
+    for stage in range(3):
+        pairs = sum(1 for prev in levels[stage] for v in levels[stage + 1] if v > prev)
+        stride1 = len(levels[stage + 1]) if max(space.depths[stage].values) > 1 else 0
+        count += (pairs + stride1) * kernels[stage]
+    return count + len(levels[3]) * len(space.last.values)
 
 
 def _environment_of(request: Dict[str, Any]) -> Dict[str, Any]:
@@ -325,7 +339,8 @@ def check_table(table: LatencyTable, n: int = 30, *, seed: int = 1, device_id: i
         result: LatencyResult = measure(
             arch, backend=table.backend, device=table.device, device_id=device_id, batch_size=table.batch_size,
             resolution=table.resolution, dtype=table.dtype, warmup=warmup, repeats=repeats,
-            threads=table.data.get("threads"), reference=None, num_classes=table.num_classes, cache=cache)
+            threads=table.data.get("threads"), reference=None, num_classes=table.num_classes,
+            clock=table.data.get("clock", "wall"), cache=cache)
         row = {"arch": arch.name, "key": arch.key, "predicted_ms": predicted, "measured_ms": result.median_ms,
                "error": result.error}
         if result.ok:
@@ -340,4 +355,4 @@ def check_table(table: LatencyTable, n: int = 30, *, seed: int = 1, device_id: i
             "within_10pct": int(sum(e <= 10 for e in errors)), "rows": rows}
 
 
-__all__ = ["FORMAT", "VERSION", "LatencyTable", "build_table", "check_table", "space_parts"]
+__all__ = ["FORMAT", "VERSION", "LatencyTable", "build_table", "check_table", "space_part_count", "space_parts"]
