@@ -43,7 +43,7 @@ def _config(run_dir: str, table: str, space: str, **changes) -> SearchConfig:
     base = dict(study_name=f"bench-{uuid.uuid4().hex[:8]}", run_dir=run_dir, space=space, n_trials=100,
                 enqueue_references=False, latency_source="lut", latency_table=table, budget_ratio=1.0,
                 reference="x0_5", proxy="flops", quiet=True, backend=built.backend, device=built.device,
-                batch_size=built.batch_size, resolution=built.resolution, dtype=built.dtype)
+                batch_size=built.batch_size, resolution=built.resolution, dtype=built.dtype, clock=built.clock)
     base.update(changes)
     return SearchConfig(**base)
 

@@ -49,6 +49,7 @@ class SearchConfig:
     resolution: int = 224
     dtype: str = "float32"
     threads: Optional[int] = 1
+    clock: str = "wall"  # wall, or cpu (process CPU time, 1 thread: steadier on a busy shared host)
     latency_warmup: int = 10
     latency_repeats: int = 50
     latency_timeout: float = 900.0

@@ -62,14 +62,15 @@ def fingerprint(cfg: SearchConfig) -> Dict[str, Any]:
 
         table = LatencyTable.load(cfg.latency_table)
         return {"latency_source": "lut", "backend": table.backend, "device": table.device,
-                "batch_size": table.batch_size, "resolution": table.resolution, "dtype": table.dtype}
+                "batch_size": table.batch_size, "resolution": table.resolution, "dtype": table.dtype,
+                "clock": table.clock}
     from evaluator._env import cpu_model
 
-    print_device = {"latency_source": "measure", "backend": cfg.backend, "device": cfg.device,
-                    "batch_size": cfg.batch_size, "resolution": cfg.resolution, "dtype": cfg.dtype}
+    device = {"latency_source": "measure", "backend": cfg.backend, "device": cfg.device,
+              "batch_size": cfg.batch_size, "resolution": cfg.resolution, "dtype": cfg.dtype, "clock": cfg.clock}
     if cfg.device == "CPU":
-        print_device["cpu_model"] = cpu_model()
-    return print_device
+        device["cpu_model"] = cpu_model()
+    return device
 
 
 def _counted(trial: optuna.trial.FrozenTrial) -> bool:
@@ -182,7 +183,7 @@ def run_search(cfg: SearchConfig) -> optuna.Study:
         from evaluator.latency import base_request
 
         base_request(cfg.backend, cfg.device, cfg.device_id, cfg.batch_size, cfg.resolution, cfg.dtype,
-                     cfg.latency_warmup, cfg.latency_repeats, cfg.threads, 1000)
+                     cfg.latency_warmup, cfg.latency_repeats, cfg.threads, 1000, cfg.clock)
     run_dir = Path(cfg.run_dir)
     store = open_storage(cfg.storage, run_dir, cfg.heartbeat_interval, cfg.grace_period)
     space = SearchSpace.from_yaml(cfg.space)
@@ -199,7 +200,38 @@ def run_search(cfg: SearchConfig) -> optuna.Study:
         bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
         if bad and all(code == 2 for code in bad):
             raise UserError("the workers refused to run (see their messages above)")
-    return optuna.load_study(study_name=cfg.study_name, storage=store.storage)
+    study = optuna.load_study(study_name=cfg.study_name, storage=store.storage)
+    if cfg.latency_source == "lut+verify":
+        verify(study, cfg)
+    return study
+
+
+def verify(study: optuna.Study, cfg: SearchConfig) -> None:
+    """Measure the chosen archs for real (lut+verify); flag any whose real latency breaks the budget.
+
+    Results go to the study's user attribute ``verified`` ({trial number: record}): a finished
+    trial cannot be changed in Optuna.
+    """
+    from space import Arch
+
+    from ._outputs import chosen_trials
+
+    source = LatencySource(cfg)
+    verified = dict(study.user_attrs.get("verified", {}))
+    for t in chosen_trials(study):
+        if str(t.number) in verified:
+            continue
+        latency = source.measure(Arch.from_dict(t.user_attrs["arch"]))
+        value = source.value(latency)
+        verified[str(t.number)] = {
+            "ms": latency.ms, "ratio": latency.ratio, "error": latency.error,
+            "within_budget": None if value is None or source.budget is None else value <= source.budget}
+        if not cfg.quiet:
+            over = verified[str(t.number)]["within_budget"] is False
+            print(f"verified trial {t.number} {t.user_attrs.get('arch_name')}: table "
+                  f"{t.user_attrs.get('latency_ms'):.3f} ms, measured {latency.ms} ms"
+                  f"{'  OVER BUDGET on the real device' if over else ''}", flush=True)
+    study.set_user_attr("verified", verified)
 
 
 __all__ = ["open_study", "run_search", "work", "make_sampler", "make_pruner", "fingerprint"]

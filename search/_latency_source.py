@@ -68,8 +68,11 @@ class LatencySource:
             from evaluator.lut import LatencyTable
 
             self.table = LatencyTable.load(cfg.latency_table)
+            from space import SearchSpace
+
             self.table.check(batch_size=cfg.batch_size, resolution=cfg.resolution, dtype=cfg.dtype,
-                             backend=cfg.backend, device=cfg.device)
+                             backend=cfg.backend, device=cfg.device, clock=cfg.clock,
+                             space=SearchSpace.from_yaml(cfg.space))
             # The reference must lie in the table's space only when the budget is relative to it.
             self._reference_ms = self.table.predict(resolve_arch(cfg.reference)) if self.uses_ratio else None
         self.estimator = CostLatencyModel()
@@ -110,7 +113,7 @@ class LatencySource:
         result = measure(arch, backend=cfg.backend, device=cfg.device, device_id=cfg.device_id,
                          batch_size=cfg.batch_size, resolution=cfg.resolution, dtype=cfg.dtype,
                          warmup=cfg.latency_warmup, repeats=cfg.latency_repeats, threads=cfg.threads,
-                         reference=cfg.reference, timeout=cfg.latency_timeout,
+                         reference=cfg.reference, clock=cfg.clock, timeout=cfg.latency_timeout,
                          cache=cfg.latency_cache)
         record = result.to_dict()
         if not result.ok:

@@ -183,11 +183,21 @@ def write_report(study: optuna.Study, run_dir: Path) -> Path:
     for t in chosen:
         lines.append(_table_row(f"trial {t.number}: {t.user_attrs.get('arch_name')}", t,
                                 Arch.from_dict(t.user_attrs["arch"]), resolution))
+    verified = study.user_attrs.get("verified", {})
     for name in REFERENCES:
         if name in refs:
             lines.append(_table_row(f"reference {name}", refs[name], REFERENCES[name].arch, resolution))
     if not chosen:
         lines += ["", "No feasible arch was found: loosen the budget or run more trials."]
+    if verified:
+        lines += ["", "## Verified on the device (lut+verify)", "",
+                  "| trial | table latency (ms) | measured (ms) | measured ratio | within budget |", "|---|---|---|---|---|"]
+        for t in chosen:
+            v = verified.get(str(t.number))
+            if v is not None:
+                flag = {True: "yes", False: "**NO: over budget**", None: "-"}[v["within_budget"]]
+                lines.append(f"| {t.number} | {t.user_attrs.get('latency_ms'):.3f} | {v['ms'] if v['ms'] is not None else v['error']}"
+                             f" | {v['ratio'] if v['ratio'] is not None else '-'} | {flag} |")
     lines += ["", "## Verdict", "", verdict(study), ""]
     if plots:
         lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]

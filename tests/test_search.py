@@ -298,3 +298,18 @@ def test_export_then_train_py_runs_the_exported_config(tmp_path, micro_table):
     assert list((tmp_path / "ckpt").glob("*.ckpt"))
     with pytest.raises(UserError, match="--top must be at least 1"):
         export_configs(tmp_path, top=0, recipe=str(recipe))
+
+
+def test_lut_verify_measures_the_chosen_arch(tmp_path, micro_table, latency_cache):
+    cfg = micro_config(tmp_path, micro_table, latency_source="lut+verify", n_trials=2, clock="wall",
+                       latency_warmup=5, latency_repeats=10, latency_cache=latency_cache, budget_ms=0.001)
+    study = run_search(SearchConfig(**cfg))  # a budget nothing meets: nothing chosen, nothing to verify
+    assert study.user_attrs.get("verified") == {}
+    cfg.update(study_name=f"t-{uuid.uuid4().hex[:8]}", budget_ms=100.0)
+    study = run_search(SearchConfig(**cfg))
+    verified = study.user_attrs["verified"]
+    assert len(verified) == 1
+    record = next(iter(verified.values()))
+    assert record["ms"] > 0 and record["within_budget"] is True
+    write_outputs(study, tmp_path)
+    assert "Verified on the device" in (tmp_path / "report.md").read_text()
