@@ -21,17 +21,10 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from evaluator._env import cpu_model  # noqa: E402
 from space import REFERENCES, SearchSpace, cost  # noqa: E402
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:
@@ -58,7 +51,7 @@ def main() -> None:
     result = {
         "command": "python bench/bench_cost.py " + " ".join(sys.argv[1:]),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{_cpu_model()}, {len(__import__('os').sched_getaffinity(0))} cores, Python {platform.python_version()}",
+        "machine": f"{cpu_model()}, {len(__import__('os').sched_getaffinity(0))} cores, Python {platform.python_version()}",
         "archs": args.archs,
         "repeats": args.repeats,
         "median_us_per_arch": round(statistics.median(per_arch_us), 1),

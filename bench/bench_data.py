@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -28,6 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from evaluator._env import cpu_model  # noqa: E402
 from space._cli import ArgumentParser, run_main  # noqa: E402
 from training._fashion_mnist import load_fashion_mnist  # noqa: E402
 from training.data import DataConfig, create_loader  # noqa: E402
@@ -81,14 +81,6 @@ def time_scan(folder: Path, passes: int) -> Dict:
     return out
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
