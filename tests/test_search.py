@@ -275,7 +275,7 @@ def test_measured_latency_search(tmp_path, latency_cache):
 
 def test_shipped_search_configs_load(tmp_path):
     demo = load_config(str(ROOT / "configs" / "search" / "demo_cpu.yaml"))
-    assert demo.mode == "constrained" and demo.budget_ratio == 1.0 and demo.reference == "x0_5"
+    assert demo.mode == "constrained" and demo.budget_ratio == 1.05 and demo.reference == "x0_5"
     ascend = load_config(str(ROOT / "configs" / "search" / "ascend_x0_5_budget.yaml"), {"proxy_data": str(tmp_path)})
     assert ascend.device == "Ascend" and ascend.backend == "mindspore"
 
