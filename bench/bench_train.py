@@ -125,12 +125,15 @@ def main() -> int:
     from _mindcv_env import VERSION, child_env, ensure_mindcv
 
     mindcv_path, error = ensure_mindcv()
-    argv = [sys.executable, __file__, "--child", "--batch", str(args.batch), "--windows", str(args.windows),
-            "--steps", str(args.steps), "--resolutions", *map(str, args.resolutions)]
-    proc = subprocess.run(argv, env=child_env(mindcv_path), stdout=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        print("benchmark child failed", file=sys.stderr)
-        return 1
+    by_resolution = {}
+    for res in args.resolutions:  # one process per resolution: a fresh graph cache for each
+        argv = [sys.executable, __file__, "--child", "--batch", str(args.batch), "--windows", str(args.windows),
+                "--steps", str(args.steps), "--resolutions", str(res)]
+        proc = subprocess.run(argv, env=child_env(mindcv_path), stdout=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            print(f"benchmark child failed at {res} px", file=sys.stderr)
+            return 1
+        by_resolution.update(json.loads(proc.stdout.strip().splitlines()[-1]))
     import mindspore
 
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
@@ -139,7 +142,7 @@ def main() -> int:
               "windows": args.windows, "steps": args.steps, "mindcv_version": VERSION if mindcv_path else None,
               "mindcv_error": error or None, "cpu": cpu, "mindspore": mindspore.__version__,
               "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-              "by_resolution": json.loads(proc.stdout.strip().splitlines()[-1])}
+              "by_resolution": by_resolution}
     for row in result["by_resolution"].values():
         if "mindcv" in row:
             row["ratio_train"] = row["ours"]["train_img_s"] / row["mindcv"]["train_img_s"]
