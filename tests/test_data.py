@@ -128,6 +128,18 @@ def test_label_map_is_train_order_for_val(small_folder):
         create_loader(cfg, "val", training=False)
 
 
+def test_val_without_train_takes_its_own_classes(small_folder):
+    shutil.rmtree(small_folder / "train")
+    cfg = folder_cfg(small_folder)
+    with pytest.warns(UserWarning, match="train is missing"):
+        assert num_classes_of(cfg) == 3
+    with pytest.warns(UserWarning, match="train is missing"):
+        val = create_loader(cfg, "val", training=False)
+    assert val.class_names == ["class_00", "class_01", "class_02"] and val.num_samples == 18
+    with pytest.raises(UserError, match="train is missing"):
+        create_loader(cfg, "train", training=True)
+
+
 def test_fashion_mnist_builtin_shapes_subset_and_seed():
     cfg = DataConfig(dataset="fashion_mnist", image_resize=32, batch_size=50, subset=200,
                      num_parallel_workers=2, re_prob=0.5)
@@ -223,6 +235,7 @@ def test_unreadable_image_is_an_error(small_folder):
     ("no_data_dir", "does not exist"),
     ("no_val", r"val is missing"),
     ("empty_train", r"train is empty"),
+    ("empty_val", r"val is empty"),
     ("empty_class", r"class_01 has no images"),
 ])
 def test_folder_errors_name_the_path(small_folder, breakage, message):
@@ -234,6 +247,9 @@ def test_folder_errors_name_the_path(small_folder, breakage, message):
     elif breakage == "empty_train":
         shutil.rmtree(small_folder / "train")
         (small_folder / "train").mkdir()
+    elif breakage == "empty_val":
+        shutil.rmtree(small_folder / "val")
+        (small_folder / "val").mkdir()
     elif breakage == "empty_class":
         for f in (small_folder / "val" / "class_01").iterdir():
             f.unlink()
@@ -256,3 +272,18 @@ def test_bad_options_are_user_errors(fashion_mnist_folder):
         create_loader(folder_cfg(fashion_mnist_folder), "val", training=False, num_shards=2, shard_id=2)
     with pytest.raises(UserError, match="unknown split"):
         create_loader(folder_cfg(fashion_mnist_folder), "test", training=False)
+
+
+def test_train_transform_with_augmentation_off_is_the_flipped_eval_image(fashion_mnist_folder):
+    """hflip=1, whole-image crop, no jitter: the train output is the eval output mirrored."""
+    cfg = folder_cfg(fashion_mnist_folder, crop_pct=1.0, hflip=1.0, color_jitter=None, scale=(1.0, 1.0),
+                     ratio=(1.0, 1.0), shuffle=False, batch_size=20)
+    train = np.concatenate([image for image, _ in batches(create_loader(cfg, "val", training=True))])
+    val = np.concatenate([image for image, _ in batches(create_loader(cfg, "val", training=False))])
+    np.testing.assert_allclose(train, val[..., ::-1], atol=1e-5)
+    jittered = batches(create_loader(DataConfig(**{**cfg.__dict__, "color_jitter": 0.4}), "val", training=True))
+    assert not np.allclose(np.concatenate([image for image, _ in jittered]), train, atol=1e-3)
+
+
+def test_eval_resize_is_mindcv_rule():
+    assert _transforms.eval_resize(224, 0.875) == 256 and _transforms.eval_resize(64, 0.875) == 73

@@ -73,6 +73,8 @@ def _problem(path: str) -> Optional[str]:
                 fmt = img.format
                 if fmt == "PNG":
                     img.verify()  # walks all chunks, checks CRCs: catches truncation
+        except Image.DecompressionBombError:
+            return None  # PIL's own size limit, not MindSpore's: a huge image is still an image
         except (UnidentifiedImageError, SyntaxError, ValueError, EOFError, OSError) as exc:
             return f"not a readable image ({type(exc).__name__}: {exc})"
         if fmt not in DECODABLE_FORMATS:
@@ -138,10 +140,10 @@ def scan_split(folder: Path, class_names: Sequence[str], *, verify: bool = True,
     if skipped:
         first = next(why for why in problems if why is not None)
         warnings.warn(f"{folder}: skipped {len(skipped)} of {len(candidates)} image files that cannot be "
-                      f"decoded, e.g. {skipped[0]}: {first}", CorruptImageWarning, stacklevel=3)
+                      f"decoded, e.g. {skipped[0]}: {first}", CorruptImageWarning, stacklevel=4)
     if ignored:
         warnings.warn(f"{folder}: ignored {len(ignored)} files without an image extension, e.g. {ignored[0]}",
-                      UserWarning, stacklevel=3)
+                      UserWarning, stacklevel=4)
     empty = sorted(set(present) - {class_names[label] for _, label in kept})
     if empty:
         raise UserError(f"class folder {folder / empty[0]} has no decodable images; "
