@@ -95,16 +95,34 @@ def _measure(args) -> dict:
     return out
 
 
+def add_ratios(result: dict) -> None:
+    """ours/MindCV as a ratio of medians, and as the median of per-window ratios (windows run
+    back to back, so each pair saw about the same machine load)."""
+    for row in result["by_resolution"].values():
+        if "mindcv" not in row:
+            continue
+        for kind in ("train", "infer"):
+            o, m = row["ours"], row["mindcv"]
+            row[f"ratio_{kind}"] = o[f"{kind}_img_s"] / m[f"{kind}_img_s"]
+            row[f"paired_ratio_{kind}"] = statistics.median(
+                a / b for a, b in zip(o[f"{kind}_windows"], m[f"{kind}_windows"]))
+
+
 def _markdown(result: dict) -> str:
     lines = [f"shufflenet_v2_x0_5, batch {result['batch']}, {result['windows']} windows x {result['steps']} steps, "
              f"median img/s after compile; {result['cpu']}, MindSpore {result['mindspore']}, {result['date']}", "",
-             "| px | ours train | MindCV train | ratio | ours infer | MindCV infer | ratio |",
+             "| px | ours train | MindCV train | ratio (paired) | ours infer | MindCV infer | ratio (paired) |",
              "|---|---|---|---|---|---|---|"]
     for res, row in result["by_resolution"].items():
         o, m = row["ours"], row.get("mindcv")
-        fmt = lambda a, b: f"{a:.1f} | {b:.1f} | {a / b:.2f}" if b else f"{a:.1f} | n/a | n/a"  # noqa: E731
-        lines.append(f"| {res} | {fmt(o['train_img_s'], m and m['train_img_s'])} | "
-                     f"{fmt(o['infer_img_s'], m and m['infer_img_s'])} |")
+        cells = []
+        for kind in ("train", "infer"):
+            if m:
+                cells.append(f"{o[kind + '_img_s']:.1f} | {m[kind + '_img_s']:.1f} | "
+                             f"{row['ratio_' + kind]:.2f} ({row['paired_ratio_' + kind]:.2f})")
+            else:
+                cells.append(f"{o[kind + '_img_s']:.1f} | n/a | n/a")
+        lines.append(f"| {res} | {cells[0]} | {cells[1]} |")
     if result.get("mindcv_error"):
         lines += ["", f"MindCV not measured: {result['mindcv_error']}"]
     return "\n".join(lines) + "\n"
@@ -125,12 +143,15 @@ def main() -> int:
     from _mindcv_env import VERSION, child_env, ensure_mindcv
 
     mindcv_path, error = ensure_mindcv()
-    argv = [sys.executable, __file__, "--child", "--batch", str(args.batch), "--windows", str(args.windows),
-            "--steps", str(args.steps), "--resolutions", *map(str, args.resolutions)]
-    proc = subprocess.run(argv, env=child_env(mindcv_path), stdout=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        print("benchmark child failed", file=sys.stderr)
-        return 1
+    by_resolution = {}
+    for res in args.resolutions:  # one process per resolution: a fresh graph cache for each
+        argv = [sys.executable, __file__, "--child", "--batch", str(args.batch), "--windows", str(args.windows),
+                "--steps", str(args.steps), "--resolutions", str(res)]
+        proc = subprocess.run(argv, env=child_env(mindcv_path), stdout=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            print(f"benchmark child failed at {res} px", file=sys.stderr)
+            return 1
+        by_resolution.update(json.loads(proc.stdout.strip().splitlines()[-1]))
     import mindspore
 
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
@@ -139,11 +160,8 @@ def main() -> int:
               "windows": args.windows, "steps": args.steps, "mindcv_version": VERSION if mindcv_path else None,
               "mindcv_error": error or None, "cpu": cpu, "mindspore": mindspore.__version__,
               "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-              "by_resolution": json.loads(proc.stdout.strip().splitlines()[-1])}
-    for row in result["by_resolution"].values():
-        if "mindcv" in row:
-            row["ratio_train"] = row["ours"]["train_img_s"] / row["mindcv"]["train_img_s"]
-            row["ratio_infer"] = row["ours"]["infer_img_s"] / row["mindcv"]["infer_img_s"]
+              "by_resolution": by_resolution}
+    add_ratios(result)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "train_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
     (RESULTS / "train_throughput.md").write_text(_markdown(result))
