@@ -32,7 +32,7 @@ PROXIES = ZERO_COST + BASELINES + ("train",)
 PROXY_RECIPE = Path(__file__).resolve().parent.parent / "configs" / "shufflenetv2" / "shufflenet_v2_0.5_ascend.yaml"
 RECIPE_GLOBAL_BATCH = 8 * 64  # the recipe's lr is for 8 devices x batch 64
 
-DataLike = Union[str, Path, "DataConfig"]  # noqa: F821 (training.data.DataConfig)
+DataLike = Union[str, Path, Any]  # a name, a folder, or a training.data.DataConfig
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional
 
 import yaml
 
 from space import UserError
-from space._cli import str2bool
+from space._cli import load_yaml_mapping, str2bool
 
 MODES = ("constrained", "pareto")
 SAMPLERS = ("tpe", "nsga2", "random", "gp")
@@ -141,15 +141,7 @@ def load_config(path: Optional[str], overrides: Mapping[str, Any] = ()) -> Searc
     """Defaults, then the YAML file, then ``overrides`` (the CLI's flags that were given)."""
     data: Dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise UserError(f"search config {path} does not exist")
-        try:
-            loaded = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        if not isinstance(loaded, dict):
-            raise UserError(f"{path}: a search config is a mapping of keys to values")
+        loaded = load_yaml_mapping(path, "search config")
         unknown = sorted(set(map(str, loaded)) - set(KEYS))
         if unknown:
             raise UserError(f"{path}: unknown config key(s) {', '.join(unknown)}; see `search.py search --help`")

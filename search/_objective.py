@@ -17,7 +17,7 @@ import optuna
 from space import Arch, SearchSpace, cost
 
 from ._config import SearchConfig
-from ._latency_source import Latency, LatencySource
+from ._latency_source import LatencySource
 from ._storage import fail_stale
 
 CONSTRAINT = "latency"

@@ -171,7 +171,7 @@ def write_report(study: optuna.Study, run_dir: Path) -> Path:
         f"({config.get('proxy_data')}, {config.get('proxy_resolution')} px)",
         f"- latency: {config.get('latency_source')} on {config.get('backend')} / {config.get('device')}, batch "
         f"{config.get('batch_size')}, {resolution} px, {config.get('dtype')}; budget: {budget}",
-        f"- trials: " + ", ".join(f"{v} {k}" for k, v in states.items() if v),
+        "- trials: " + ", ".join(f"{v} {k}" for k, v in states.items() if v),
         f"- device: {study.user_attrs.get('fingerprint')}",
         "",
         "## Chosen archs and the references",
@@ -226,11 +226,15 @@ def verdict(study: optuna.Study) -> str:
         return f"Best arch: {name} (proxy {best.values[0]:.4g}, {best.user_attrs.get('latency_ms'):.2f} ms); " \
                f"the reference {reference} was not evaluated in this study."
     d_proxy = best.values[0] - ref.values[0]
-    ratio = best.user_attrs.get("latency_ms") / ref.user_attrs.get("latency_ms")
+    # The candidate's own ratio was measured interleaved with the reference in the same
+    # minutes; a ratio of two separate measurements would carry the machine's drift.
+    ratio = best.user_attrs.get("latency_ratio")
+    if ratio is None:
+        ratio = best.user_attrs.get("latency_ms") / ref.user_attrs.get("latency_ms")
     better = "beats" if d_proxy > 0 and ratio <= 1.0 else "does not beat"
     return (f"Best arch {name} {better} {reference}: proxy {best.values[0]:.4g} vs {ref.values[0]:.4g} "
-            f"({d_proxy:+.4g}), latency {best.user_attrs.get('latency_ms'):.2f} ms vs "
-            f"{ref.user_attrs.get('latency_ms'):.2f} ms ({ratio:.2f}x).")
+            f"({d_proxy:+.4g}), latency {ratio:.2f}x {reference}'s ({best.user_attrs.get('latency_ms'):.2f} ms; "
+            f"{reference} measured {ref.user_attrs.get('latency_ms'):.2f} ms in its own trial).")
 
 
 def write_outputs(study: optuna.Study, run_dir: Path) -> Dict[str, Path]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable, NoReturn, Optional, Sequence
 
 from ._errors import UserError
@@ -46,3 +47,19 @@ def str2bool(value: str) -> bool:
     if lowered in ("false", "0", "no", "n"):
         return False
     raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
+
+
+def load_yaml_mapping(path: "str | Path", what: str = "config file") -> dict:
+    """A YAML file that must hold a mapping (safe loading); every problem is one UserError line."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"{what} {path} is not valid YAML: {' '.join(str(exc).split())}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{what} {path} must hold a mapping of key: value")
+    return data

@@ -15,10 +15,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
-import yaml
 
 from space import UserError
-from space._cli import str2bool
+from space._cli import load_yaml_mapping, str2bool
 
 EXPORT_FORMATS = ("MINDIR", "ONNX")
 AMP_LEVELS = ("O0", "O1", "O2", "O3", "auto")
@@ -196,15 +195,7 @@ def coerce(values: Mapping[str, Any], source: str = "config") -> Dict[str, Any]:
 
 
 def read_yaml(path: Union[str, Path]) -> Dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"config file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise UserError(f"config file {path} is not valid YAML: {' '.join(str(exc).split())}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"config file {path} must hold a mapping of key: value")
+    data = load_yaml_mapping(path, "config file")
     return coerce(data, source=f"key in {path}")
 
 
