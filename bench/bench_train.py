@@ -74,8 +74,12 @@ def _measure(args) -> dict:
             compile_infer = time.perf_counter() - t
             cells[impl] = (step, infer, {"compile_train_s": compile_train, "compile_infer_s": compile_infer})
         samples = {impl: {"train": [], "infer": []} for impl in cells}
-        for _ in range(args.windows):
-            for impl, (step, infer, _) in cells.items():
+        for window in range(args.windows):
+            # Alternate which implementation goes first, so neither always runs on a warmer cache.
+            order = list(cells.items())
+            if window % 2:
+                order.reverse()
+            for impl, (step, infer, _) in order:
                 step.set_train(True)
                 t = time.perf_counter()
                 for _ in range(args.steps):
