@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -158,8 +157,9 @@ def main() -> int:
         by_resolution.update(json.loads(proc.stdout.strip().splitlines()[-1]))
     import mindspore
 
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
+    from evaluator._env import cpu_model
+
+    cpu = cpu_model()
     result = {"benchmark": "train_throughput", "model": "shufflenet_v2_x0_5", "batch": args.batch,
               "windows": args.windows, "steps": args.steps, "mindcv_version": VERSION if mindcv_path else None,
               "mindcv_error": error or None, "cpu": cpu, "mindspore": mindspore.__version__,

@@ -89,7 +89,24 @@ def write_selection(study: optuna.Study, run_dir: Path) -> Path:
     return path
 
 
-def _plots(study: optuna.Study, run_dir: Path, reference: str) -> List[str]:
+def _mark_references(ax, rows: List[Dict[str, Any]], x: str, y: str) -> None:
+    refs = [r for r in rows if r["reference"]]
+    ax.scatter([r[x] for r in refs], [r[y] for r in refs], marker="*", s=160, c="tab:red", label="references")
+    for r in refs:
+        ax.annotate(r["reference"], (r[x], r[y]), textcoords="offset points", xytext=(5, 5))
+
+
+def _save(plt, fig, ax, path: Path, xlabel: str, ylabel: str, title: str) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plots(study: optuna.Study, run_dir: Path) -> List[str]:
     try:
         import matplotlib
 
@@ -103,18 +120,9 @@ def _plots(study: optuna.Study, run_dir: Path, reference: str) -> List[str]:
     made = []
     fig, ax = plt.subplots(figsize=(6, 4.5))
     ax.scatter([r["mflops"] for r in rows], [r["latency_ms"] for r in rows], s=14, c="tab:blue", label="trials")
-    refs = [r for r in rows if r["reference"]]
-    ax.scatter([r["mflops"] for r in refs], [r["latency_ms"] for r in refs], marker="*", s=160, c="tab:red",
-               label="references")
-    for r in refs:
-        ax.annotate(r["reference"], (r["mflops"], r["latency_ms"]), textcoords="offset points", xytext=(5, 5))
-    ax.set_xlabel("MFLOPs (multiply-adds)")
-    ax.set_ylabel("measured latency (ms)")
-    ax.set_title("FLOPs is not speed: latency vs FLOPs")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(run_dir / "latency_vs_flops.png", dpi=110)
-    plt.close(fig)
+    _mark_references(ax, rows, "mflops", "latency_ms")
+    _save(plt, fig, ax, run_dir / "latency_vs_flops.png", "MFLOPs (multiply-adds)", "measured latency (ms)",
+          "FLOPs is not speed: latency vs FLOPs")
     made.append("latency_vs_flops.png")
 
     scored = [r for r in rows if r["proxy"] != ""]
@@ -127,18 +135,8 @@ def _plots(study: optuna.Study, run_dir: Path, reference: str) -> List[str]:
         if front:
             ax.plot([r["latency_ms"] for r in front], [r["proxy"] for r in front], "o-", c="tab:green",
                     label="chosen (best / Pareto front)")
-        refs = [r for r in scored if r["reference"]]
-        ax.scatter([r["latency_ms"] for r in refs], [r["proxy"] for r in refs], marker="*", s=160, c="tab:red",
-                   label="references")
-        for r in refs:
-            ax.annotate(r["reference"], (r["latency_ms"], r["proxy"]), textcoords="offset points", xytext=(5, 5))
-        ax.set_xlabel("latency (ms)")
-        ax.set_ylabel("proxy accuracy")
-        ax.set_title("accuracy proxy vs latency")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(run_dir / "pareto.png", dpi=110)
-        plt.close(fig)
+        _mark_references(ax, scored, "latency_ms", "proxy")
+        _save(plt, fig, ax, run_dir / "pareto.png", "latency (ms)", "proxy accuracy", "accuracy proxy vs latency")
         made.append("pareto.png")
     return made
 
@@ -161,7 +159,7 @@ def write_report(study: optuna.Study, run_dir: Path) -> Path:
     states = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState if s != TrialState.WAITING}
     chosen = chosen_trials(study)
     refs = reference_trials(study)
-    plots = _plots(study, run_dir, reference)
+    plots = _plots(study, run_dir)
     budget = (f"latency <= {config['budget_ratio']} x {reference}" if config.get("budget_ratio")
               else f"latency <= {config['budget_ms']} ms" if config.get("budget_ms") else "none")
     lines = [
