@@ -23,6 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="initialisation and batch seed (default 0)")
     parser.add_argument("--epochs", type=int, default=2, help="train proxy: epochs (default 2)")
     parser.add_argument("--subset", type=int, default=5000, help="train proxy: images per split (default 5000)")
+    parser.add_argument("--val-subset", type=int, default=None,
+                        help="train proxy: val images (default: the same as --subset)")
+    parser.add_argument("--warmup-epochs", type=int, default=1, help="train proxy: warm-up epochs (default 1)")
+    parser.add_argument("--recipe", default=None,
+                        help="train proxy: the training recipe YAML to shorten (default: the x0_5 ImageNet recipe)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -33,8 +38,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--batch-size must be at least 2, got {args.batch_size}")
     arch = resolve_arch(args.arch)
     if args.proxy == "train":
-        result = train_score(arch, args.data, epochs=args.epochs, subset=args.subset, seed=args.seed,
-                             resolution=args.resolution, batch_size=args.batch_size)
+        result = train_score(arch, args.data, epochs=args.epochs, subset=args.subset, val_subset=args.val_subset,
+                             seed=args.seed, resolution=args.resolution, batch_size=args.batch_size,
+                             warmup_epochs=args.warmup_epochs, **({"recipe": args.recipe} if args.recipe else {}))
     else:
         result = score(arch, args.proxy, args.data, seed=args.seed, resolution=args.resolution,
                        batch_size=args.batch_size)

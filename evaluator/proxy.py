@@ -30,7 +30,7 @@ ZERO_COST = tuple(NETWORK_PROXIES)
 BASELINES = ("params", "flops")
 PROXIES = ZERO_COST + BASELINES + ("train",)
 PROXY_RECIPE = Path(__file__).resolve().parent.parent / "configs" / "shufflenetv2" / "shufflenet_v2_0.5_ascend.yaml"
-RECIPE_GLOBAL_BATCH = 8 * 64  # the recipe's lr is for 8 devices x batch 64
+RECIPE_DEVICES_IF_DISTRIBUTED = 8  # MindCV's distributed recipes: lr set for 8 devices x batch_size
 
 DataLike = Union[str, Path, Any]  # a name, a folder, or a training.data.DataConfig
 
@@ -107,16 +107,24 @@ def score(arch: Arch, proxy: str, data: DataLike = "fashion_mnist", *, seed: int
     return ProxyResult(proxy, value, time.perf_counter() - start, arch.name, settings)
 
 
+def recipe_global_batch(recipe: Dict[str, Any]) -> int:
+    """The global batch a recipe's lr was set for: batch_size, times 8 devices when distributed."""
+    devices = RECIPE_DEVICES_IF_DISTRIBUTED if recipe.get("distribute", False) else 1
+    return int(recipe.get("batch_size", 64)) * devices
+
+
 def train_score(arch: Arch, data: DataLike = "fashion_mnist", *, epochs: int = 2, resolution: int = 32,
-                batch_size: int = 64, subset: Optional[int] = 5000, seed: int = 0, lr: Optional[float] = None,
+                batch_size: int = 64, subset: Optional[int] = 5000, val_subset: Optional[int] = None,
+                seed: int = 0, lr: Optional[float] = None,
                 warmup_epochs: int = 1, recipe: Union[str, Path] = PROXY_RECIPE,
                 on_epoch: Optional[Callable[[int, float], bool]] = None) -> ProxyResult:
     """Short training with the recipe (one recipe: `training.train`), shortened; value = last val top-1.
 
     The recipe's schedule is kept in shape: linear warm-up (``warmup_epochs``, per step) then
     cosine decay to 0 over the remaining epochs; ``lr`` defaults to the recipe's, scaled
-    linearly from its global batch (8 x 64) to ``batch_size``. ``subset`` images of each split
-    (class-balanced, seeded). ``on_epoch(epoch, top1)`` returning True stops after that epoch
+    linearly from its global batch (`recipe_global_batch`) to ``batch_size``. ``subset`` images of each split
+    (class-balanced, seeded); ``val_subset`` sets the val split's apart (a fixed, larger val set
+    makes top-1 less noisy at little cost). ``on_epoch(epoch, top1)`` returning True stops after that epoch
     (an Optuna pruner); `training.TrainingDiverged` is raised on a NaN or diverging loss.
     """
     import io
@@ -128,26 +136,29 @@ def train_score(arch: Arch, data: DataLike = "fashion_mnist", *, epochs: int = 2
 
     if epochs < 1:
         raise UserError(f"proxy epochs must be at least 1, got {epochs}")
+    if warmup_epochs < 0:
+        raise UserError(f"proxy warmup_epochs must be at least 0, got {warmup_epochs}")
     recipe_path = Path(recipe)
     if not recipe_path.is_file():
         raise UserError(f"proxy recipe {recipe} does not exist")
     base = yaml.safe_load(recipe_path.read_text())
     data_cfg = data_config(data, resolution=resolution, batch_size=batch_size, seed=seed)
     warmup = min(warmup_epochs, epochs - 1)
-    scaled_lr = lr if lr is not None else float(base["lr"]) * batch_size / RECIPE_GLOBAL_BATCH
+    scaled_lr = lr if lr is not None else float(base["lr"]) * batch_size / recipe_global_batch(base)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="shufflenas-proxy-") as tmp:
         config = make_config(
             base, distribute=False, dataset=data_cfg.dataset, data_dir=data_cfg.data_dir, image_resize=resolution,
-            batch_size=batch_size, subset=subset, seed=seed, epoch_size=epochs, warmup_epochs=warmup,
-            decay_epochs=epochs - warmup, lr=scaled_lr, num_classes=None, num_parallel_workers=2,
+            batch_size=batch_size, subset=subset, val_subset=val_subset, seed=seed, epoch_size=epochs,
+            warmup_epochs=warmup, decay_epochs=epochs - warmup, lr=scaled_lr, num_classes=None,
+            num_parallel_workers=2,
             ckpt_save_dir=tmp, keep_checkpoint_max=1, dataset_sink_mode=False, log_interval=10**9,
             val_while_train=True, val_interval=1)
         callbacks = [] if on_epoch is None else [lambda epoch, metrics: bool(on_epoch(epoch, metrics["top1"]))]
         result = train(config, arch=arch, callbacks=callbacks, stream=io.StringIO())
     settings = {"data": data_cfg.dataset if data_cfg.data_dir is None else data_cfg.data_dir, "seed": seed,
                 "resolution": resolution, "batch_size": batch_size, "epochs": epochs, "subset": subset,
-                "lr": scaled_lr, "warmup_epochs": warmup, "recipe": str(recipe),
+                "val_subset": val_subset, "lr": scaled_lr, "warmup_epochs": warmup, "recipe": str(recipe),
                 "top5": result.top5, "loss": result.loss, "img_per_s": result.img_per_s,
                 "compile_s": result.compile_s, "stopped_by_callback": result.stopped_by_callback,
                 "curve": [{"epoch": r.epoch, "top1": r.top1, "top5": r.top5, "val_loss": r.val_loss,

@@ -66,7 +66,10 @@ class SearchConfig:
     proxy_seed: int = 0
     proxy_epochs: int = 2  # short-training proxy ("train")
     proxy_subset: Optional[int] = 5000
+    proxy_val_subset: Optional[int] = None  # val images for the train proxy; None: proxy_subset
+    proxy_warmup_epochs: int = 1
     proxy_lr: Optional[float] = None
+    proxy_recipe: Optional[str] = None  # the recipe the train proxy shortens; None: the x0_5 ImageNet recipe
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -131,6 +134,9 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
     need(str(cfg.proxy_data).lower().replace("-", "_") == "fashion_mnist" or Path(cfg.proxy_data).is_dir(),
          f"proxy_data {cfg.proxy_data}: use fashion_mnist or an ImageNet-style folder that exists")
     need(cfg.proxy_epochs >= 1, f"proxy_epochs must be at least 1, got {cfg.proxy_epochs}")
+    need(cfg.proxy_warmup_epochs >= 0, f"proxy_warmup_epochs must be at least 0, got {cfg.proxy_warmup_epochs}")
+    need(cfg.proxy_recipe is None or Path(cfg.proxy_recipe).is_file(),
+         f"proxy_recipe {cfg.proxy_recipe} does not exist; give a training recipe YAML (configs/shufflenetv2/)")
     need(cfg.study_name.strip() != "", "study_name must not be empty")
     need(0 < cfg.heartbeat_interval < cfg.grace_period,
          f"need 0 < heartbeat_interval < grace_period, got {cfg.heartbeat_interval} and {cfg.grace_period}")

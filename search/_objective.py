@@ -97,8 +97,10 @@ class Objective:
                 return trial.should_prune()
 
             result = train_score(arch, cfg.proxy_data, epochs=cfg.proxy_epochs, resolution=cfg.proxy_resolution,
-                                 batch_size=cfg.proxy_batch_size, subset=cfg.proxy_subset, seed=cfg.proxy_seed,
-                                 lr=cfg.proxy_lr, on_epoch=on_epoch)
+                                 batch_size=cfg.proxy_batch_size, subset=cfg.proxy_subset,
+                                 val_subset=cfg.proxy_val_subset, seed=cfg.proxy_seed, lr=cfg.proxy_lr,
+                                 warmup_epochs=cfg.proxy_warmup_epochs, on_epoch=on_epoch,
+                                 **({"recipe": cfg.proxy_recipe} if cfg.proxy_recipe else {}))
             if result.settings.get("stopped_by_callback"):
                 trial.set_user_attr("proxy", _clean(result.to_dict()))
                 raise optuna.TrialPruned(f"pruned after epoch {len(result.settings.get('curve', []))}")

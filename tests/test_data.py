@@ -165,6 +165,14 @@ def test_fashion_mnist_builtin_shapes_subset_and_seed():
     assert not all(np.array_equal(lx, ly) for (_, lx), (_, ly) in zip(a, other))
 
 
+def test_val_subset_sizes_the_val_split_only():
+    cfg = DataConfig(dataset="fashion_mnist", image_resize=32, batch_size=50, subset=100, val_subset=300)
+    assert create_loader(cfg, "train", training=True).num_samples == 100
+    assert create_loader(cfg, "val", training=False).num_samples == 300
+    with pytest.raises(UserError, match="val_subset must be a positive integer"):
+        DataConfig(dataset="fashion_mnist", val_subset=0)
+
+
 def test_fashion_mnist_val_is_whole_test_set_resized():
     cfg = DataConfig(dataset="fashion_mnist", image_resize=28, batch_size=1000, interpolation="nearest")
     val = create_loader(cfg, "val", training=False)

@@ -1,10 +1,12 @@
 """Zero-cost proxies and cost-model baselines on real Fashion-MNIST batches."""
 
 import math
+from pathlib import Path
 
 import pytest
+import yaml
 
-from evaluator.proxy import BASELINES, PROXIES, ZERO_COST, score, train_score
+from evaluator.proxy import BASELINES, PROXIES, ZERO_COST, recipe_global_batch, score, train_score
 from space import Arch, UserError, cost
 
 
@@ -55,12 +57,28 @@ def test_short_training_proxy_reports_each_epoch_and_can_stop(tiny_arch):
         seen.append((epoch, top1))
         return epoch >= 2  # a pruner's "stop" after the second epoch
 
-    result = train_score(tiny_arch, "fashion_mnist", epochs=3, subset=600, batch_size=64, on_epoch=on_epoch)
+    result = train_score(tiny_arch, "fashion_mnist", epochs=3, subset=600, val_subset=200, batch_size=64,
+                         on_epoch=on_epoch)
     assert [e for e, _ in seen] == [1, 2]
+    assert result.settings["val_subset"] == 200
     assert result.settings["stopped_by_callback"] is True
     assert len(result.settings["curve"]) == 2
     assert result.value == seen[-1][1] and 0 <= result.value <= 100
     assert result.settings["lr"] == pytest.approx(0.35 * 64 / 512)
+
+
+def test_lr_is_scaled_from_the_global_batch_the_recipe_was_set_for():
+    assert recipe_global_batch({"distribute": True, "batch_size": 64}) == 8 * 64  # MindCV: 8 devices
+    assert recipe_global_batch({"distribute": False, "batch_size": 64}) == 64
+    fashion = yaml.safe_load(Path("configs/shufflenetv2/shufflenet_v2_0.5_fashion_mnist_cpu.yaml").read_text())
+    assert recipe_global_batch(fashion) == 64
+
+
+def test_short_training_proxy_bad_settings(tiny_arch, tmp_path):
+    with pytest.raises(UserError, match="warmup_epochs must be at least 0"):
+        train_score(tiny_arch, epochs=2, warmup_epochs=-1)
+    with pytest.raises(UserError, match="recipe .* does not exist"):
+        train_score(tiny_arch, recipe=tmp_path / "none.yaml")
 
 
 def test_short_training_proxy_diverging_loss_is_an_error(tiny_arch):

@@ -239,6 +239,7 @@ def test_worker_killed_mid_trial_is_retried(tmp_path, micro_table):
         ("mode: constrained\n", [], "needs a latency budget"),
         ("budget_ms: 5\nn_trials: many\n", [], "n_trials: expected an integer"),
         ("budget_ms: 5\nproxy_data: /nowhere\n", [], "proxy_data /nowhere: use fashion_mnist"),
+        ("budget_ms: 5\nproxy_recipe: none.yaml\n", [], "proxy_recipe none.yaml does not exist"),
         ("budget_ms: 5\nbackend: tensorrt\n", [], "unknown latency backend 'tensorrt'"),
     ],
 )

@@ -1,7 +1,7 @@
 """The training recipe's keys: defaults, YAML + command line merge, unknown-key errors.
 
 Key names are MindCV's (configs/shufflenetv2/*.yaml load as they are) plus a few of ours
-(``arch``, ``device_id``, ``subset``, ``resume_opt``, ``max_steps``, ``export``,
+(``arch``, ``device_id``, ``subset``, ``val_subset``, ``resume_opt``, ``max_steps``, ``export``,
 ``diverge_loss``). Every key is a command-line flag of the same name; the command line wins
 over the YAML file, which wins over the defaults here.
 """
@@ -45,6 +45,7 @@ class TrainConfig:
     dataset_download: bool = False
     shuffle: bool = True
     subset: Optional[int] = None
+    val_subset: Optional[int] = None
     batch_size: int = 64
     drop_remainder: bool = True
     # augmentation

@@ -54,6 +54,7 @@ class DataConfig:
     scale: Tuple[float, float] = (0.08, 1.0)
     ratio: Tuple[float, float] = (0.75, 1.333)
     subset: Optional[int] = None
+    val_subset: Optional[int] = None  # images of the val split; None: the same as subset
     seed: int = 0
     train_split: str = "train"
     val_split: str = "val"
@@ -67,8 +68,10 @@ class DataConfig:
         for name in ("image_resize", "batch_size", "num_parallel_workers"):
             _require(isinstance(getattr(self, name), int) and getattr(self, name) > 0,
                      f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        _require(self.subset is None or (isinstance(self.subset, int) and self.subset > 0),
-                 f"subset must be a positive integer or None, got {self.subset!r}")
+        for name in ("subset", "val_subset"):
+            value = getattr(self, name)
+            _require(value is None or (isinstance(value, int) and value > 0),
+                     f"{name} must be a positive integer or None, got {value!r}")
         for name in ("hflip", "re_prob"):
             _require(0.0 <= float(getattr(self, name)) <= 1.0, f"{name} is a probability in [0, 1], "
                      f"got {getattr(self, name)!r}")
@@ -183,11 +186,15 @@ def _class_names(cfg: DataConfig) -> Tuple[str, ...]:
     return _folder.class_names_in(_folder.split_dir(cfg.data_dir, cfg.train_split))
 
 
+def _subset_of(cfg: DataConfig, split: str) -> Optional[int]:
+    return cfg.val_subset if split == "val" and cfg.val_subset is not None else cfg.subset
+
+
 def _folder_source(cfg: DataConfig, split: str, workers: int):
     folder = _folder.split_dir(cfg.data_dir, cfg.train_split if split == "train" else cfg.val_split)
     class_names = _class_names(cfg)
     index = _folder.scan_split(folder, class_names, verify=cfg.verify_images, workers=2 * workers)
-    chosen = balanced_subset(index.labels, cfg.subset, cfg.seed)
+    chosen = balanced_subset(index.labels, _subset_of(cfg, split), cfg.seed)
     paths: Sequence[str] = [index.paths[i] for i in chosen]
     return EncodedFiles(paths, index.labels[chosen]), class_names, index.skipped
 
@@ -203,7 +210,7 @@ def _fashion_arrays(split: str, root: Optional[str]) -> Tuple[np.ndarray, np.nda
 
 def _fashion_source(cfg: DataConfig, split: str):
     images, labels = _fashion_arrays(split, cfg.data_dir)
-    chosen = balanced_subset(labels, cfg.subset, cfg.seed)
+    chosen = balanced_subset(labels, _subset_of(cfg, split), cfg.seed)
     rgb = np.repeat(images[chosen][..., None], 3, axis=-1)  # grayscale -> 3 equal channels, HWC
     return DecodedImages(rgb, labels[chosen]), _fashion_mnist.CLASSES, ()
 
