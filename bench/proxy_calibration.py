@@ -1,0 +1,377 @@
+"""Proxy calibration: how well each accuracy proxy ranks archs that a latency budget cannot separate.
+
+Four stages, each resumable, each writing under bench/results/proxy_calibration/:
+
+    python bench/proxy_calibration.py select    # archs in latency-matched groups (measured)   -> archs.json
+    python bench/proxy_calibration.py truth     # ground truth: the recipe, 10x the proxy's budget -> truth.json
+    python bench/proxy_calibration.py proxies   # every proxy on every arch, with its seconds    -> proxies.json
+    python bench/proxy_calibration.py report    # Kendall tau / Spearman rho, overall and in groups -> report.json/.md
+
+`truth` and `proxies` take ``--archs KEY,...`` (re-run a subset) and skip what is already in
+their file with the same settings, so an interrupted run continues where it stopped. The
+settings (SETTINGS below) are written into every file; change them and the old rows no
+longer count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from _common import RESULTS, machine
+
+OUT = RESULTS / "proxy_calibration"
+RECIPE = "configs/shufflenetv2/shufflenet_v2_0.5_fashion_mnist_cpu.yaml"
+SETTINGS: Dict[str, Any] = {
+    # latency: the demo's target (ONNX Runtime, this CPU, batch 1, 224 px), as a ratio to x0_5
+    "latency": {"backend": "onnxruntime", "resolution": 224, "batch_size": 1, "threads": 1, "clock": "cpu",
+                "warmup": 10, "repeats": 50},
+    "groups": {"targets": "x0_5, x1_0 and their geometric mean (ratio to x0_5)", "sizes": [6, 5, 5],
+               "tolerance": 0.15, "candidates_per_group": 10, "sample_pool": 20000, "seed": 0},
+    # ground truth and the short-training proxy: the same recipe and data, 10x apart in images seen
+    "data": "fashion_mnist", "resolution": 64, "batch_size": 64, "val_subset": 2000, "recipe": RECIPE,
+    "truth": {"epochs": 4, "subset": 4000, "seeds": [0, 1]},
+    # short-training proxies, each 1/10 of the truth's images seen; batch 32 doubles the steps at the same img/s
+    "train_proxies": {"train_1ep": {"epochs": 1, "subset": 1600, "batch_size": 32, "warmup_epochs": 0},
+                      "train_2ep": {"epochs": 2, "subset": 800, "batch_size": 32, "warmup_epochs": 1}},
+    "train_proxy_seeds": [0],  # what a search computes; the zero-cost proxies are cheap enough for two
+    "zero_cost": {"proxies": ["naswot", "synflow", "grad_norm", "snip", "params", "flops"], "seeds": [0, 1],
+                  "batch_size": 64},
+}
+
+
+# ---------------------------------------------------------------- files
+
+def _path(name: str) -> Path:
+    return OUT / f"{name}.json"
+
+
+def _load(name: str) -> Dict[str, Any]:
+    path = _path(name)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _save(name: str, data: Dict[str, Any]) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    tmp = _path(name).with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, _path(name))  # atomic: an interrupted run never leaves half a file
+
+
+def _archs(only: Optional[str]) -> List[Dict[str, Any]]:
+    from space import Arch
+
+    data = _load("archs")
+    if not data:
+        sys.exit("no archs.json yet: run `python bench/proxy_calibration.py select` first")
+    rows = [r for r in data["archs"] if r.get("group") is not None]
+    if only:
+        wanted = set(only.split(","))
+        rows = [r for r in rows if r["key"] in wanted or r["name"] in wanted]
+    for r in rows:
+        r["arch_obj"] = Arch.from_dict(r["arch"])
+    return rows
+
+
+# ---------------------------------------------------------------- select
+
+def _diverse(rows: Sequence[Dict[str, Any]], k: int, first: Sequence[Dict[str, Any]] = ()) -> List[Dict[str, Any]]:
+    """Greedy farthest-point choice of ``k`` rows in (depths, log widths, last) space."""
+    def feat(r):
+        a = r["arch"]
+        return np.array(list(a["depths"]) + [np.log2(w) * 2 for w in a["widths"]] + [a["last"] / 1024])
+
+    chosen = list(first)
+    pool = [r for r in rows if r not in chosen]
+    if not chosen and pool:
+        chosen.append(pool.pop(0))
+    while len(chosen) < k and pool:
+        dist = [min(np.linalg.norm(feat(p) - feat(c)) for c in chosen) for p in pool]
+        chosen.append(pool.pop(int(np.argmax(dist))))
+    return chosen
+
+
+def select(args: argparse.Namespace) -> None:
+    from evaluator.latency import measure
+    from search._latency_source import CostLatencyModel
+    from space import SearchSpace, cost, resolve_arch
+
+    lat, grp = SETTINGS["latency"], SETTINGS["groups"]
+    space = SearchSpace.default()
+
+    def measured(arch) -> Dict[str, Any]:
+        r = measure(arch, backend=lat["backend"], resolution=lat["resolution"], batch_size=lat["batch_size"],
+                    threads=lat["threads"], clock=lat["clock"], warmup=lat["warmup"], repeats=lat["repeats"])
+        if not r.ok:
+            raise SystemExit(f"latency of {arch.name} failed: {r.error}")
+        c = cost(arch, SETTINGS["resolution"])
+        print(f"  {arch.name:40s} {r.ratio_to_reference:5.2f}x x0_5", file=sys.stderr, flush=True)
+        return {"name": arch.name, "key": arch.key, "arch": arch.to_dict(), "ratio": r.ratio_to_reference,
+                "median_ms": r.median_ms, "reference_median_ms": r.reference_median_ms,
+                "params": c.params, "flops": c.flops, "mac": c.mac, "num_ops": c.num_ops}
+
+    # A first latency model from archs measured earlier (bench/latency_archs.py), refined below.
+    model = CostLatencyModel()
+    for part in ("A", "B"):
+        path = RESULTS / f"latency_archs-{lat['backend']}-{lat['resolution']}-{lat['clock']}-{part}.json"
+        for row in json.loads(path.read_text())["rows"] if path.exists() else []:
+            if row["result"]["error"] is None:
+                from space import Arch
+                model.add(cost(Arch.from_dict(row["arch"]), lat["resolution"]), row["result"]["ratio_to_reference"])
+
+    refs = {name: measured(resolve_arch(name)) for name in ("x0_5", "x1_0")}
+    low, high = refs["x0_5"]["ratio"], refs["x1_0"]["ratio"]
+    targets = [low, float(np.sqrt(low * high)), high]
+    rng = np.random.default_rng(grp["seed"])
+    pool, seen = [], set()
+    for _ in range(grp["sample_pool"]):
+        arch = space.sample(rng)
+        if arch.key not in seen:
+            seen.add(arch.key)
+            pool.append({"name": arch.name, "key": arch.key, "arch": arch.to_dict(), "arch_obj": arch,
+                         "predicted": model.predict(cost(arch, lat["resolution"]))})
+    rows: List[Dict[str, Any]] = []
+    for g, target in enumerate(targets):
+        near = [p for p in pool if p["predicted"] is not None and abs(p["predicted"] / target - 1) < 0.06]
+        near.sort(key=lambda p: abs(p["predicted"] / target - 1))
+        print(f"group {g}: target {target:.2f}x, {len(near)} candidates predicted within 6%", file=sys.stderr)
+        picked = _diverse(near, grp["candidates_per_group"])
+        measured_rows = [refs[n] for n in refs if refs[n]["ratio"] == target]
+        measured_rows += [measured(p["arch_obj"]) for p in picked]
+        # Keep the `size` archs nearest the target that all lie within tolerance of the group's median.
+        measured_rows.sort(key=lambda r: abs(np.log(r["ratio"] / target)))
+        for r in measured_rows:
+            r["target"] = target
+        # Nearest the target first; a candidate joins while every member stays within tolerance of the median.
+        group: List[Dict[str, Any]] = []
+        for r in measured_rows:
+            ratios = [m["ratio"] for m in group + [r]]
+            if len(group) < grp["sizes"][g] and all(abs(x / np.median(ratios) - 1) <= grp["tolerance"]
+                                                    for x in ratios):
+                group.append(r)
+        for r in measured_rows:
+            r["group"] = g if r in group else None
+        rows += measured_rows
+    _save("archs", {"settings": SETTINGS, "machine": machine(), "targets": targets, "archs": rows})
+    for g in range(len(targets)):
+        members = [r for r in rows if r["group"] == g]
+        ratios = [r["ratio"] for r in members]
+        print(f"group {g}: {len(members)} archs, ratio {min(ratios):.2f}-{max(ratios):.2f}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------- truth and proxies
+
+def _train(arch, *, epochs: int, subset: int, seed: int, batch_size: Optional[int] = None,
+           warmup_epochs: int = 1) -> Dict[str, Any]:
+    from evaluator.proxy import train_score
+
+    s = SETTINGS
+    r = train_score(arch, s["data"], epochs=epochs, resolution=s["resolution"], batch_size=batch_size or s["batch_size"],
+                    subset=subset, val_subset=s["val_subset"], seed=seed, recipe=s["recipe"],
+                    warmup_epochs=warmup_epochs)
+    return {"value": r.value, "seconds": r.seconds, "img_per_s": r.settings["img_per_s"],
+            "compile_s": r.settings["compile_s"], "curve": [c["top1"] for c in r.settings["curve"]]}
+
+
+def _run_rows(name: str, settings: Dict[str, Any], jobs: List[tuple], run: Callable[..., Dict[str, Any]]) -> None:
+    """Run ``jobs`` ((arch row, label, seed, kwargs), ...) not yet in ``name``.json, saving after each."""
+    data = _load(name)
+    if data.get("settings") != settings:
+        data = {"settings": settings, "rows": []}
+    done = {(r["key"], r["label"], r["seed"]) for r in data["rows"]}
+    todo = [j for j in jobs if (j[0]["key"], j[1], j[2]) not in done]
+    print(f"{name}: {len(done)} done, {len(todo)} to run", file=sys.stderr)
+    for i, (row, label, seed, kwargs) in enumerate(todo):
+        start = time.perf_counter()
+        result = run(row["arch_obj"], seed=seed, **kwargs)
+        data["rows"].append({"key": row["key"], "name": row["name"], "label": label, "seed": seed, **result})
+        data["machine"] = machine()
+        _save(name, data)
+        print(f"  [{i + 1}/{len(todo)}] {row['name']:40s} {label:10s} seed {seed}: {result['value']:.4g} "
+              f"({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
+
+
+def truth(args: argparse.Namespace) -> None:
+    t = SETTINGS["truth"]
+    settings = {k: SETTINGS[k] for k in ("data", "resolution", "batch_size", "val_subset", "recipe", "truth")}
+    jobs = [(row, "truth", seed, {"epochs": t["epochs"], "subset": t["subset"]})
+            for seed in t["seeds"] for row in _archs(args.archs)]
+    _run_rows("truth", settings, jobs, _train)
+
+
+def _zero_cost(arch, *, seed: int, proxy: str) -> Dict[str, Any]:
+    from evaluator.proxy import score
+
+    r = score(arch, proxy, SETTINGS["data"], seed=seed, resolution=SETTINGS["resolution"],
+              batch_size=SETTINGS["zero_cost"]["batch_size"])
+    return {"value": r.value, "seconds": r.seconds}
+
+
+def proxies(args: argparse.Namespace) -> None:
+    import mindspore as ms
+
+    ms.set_context(device_target="CPU")
+    rows = _archs(args.archs)
+    z = SETTINGS["zero_cost"]
+    jobs = [(row, proxy, seed, {"proxy": proxy}) for seed in z["seeds"] for proxy in z["proxies"] for row in rows]
+    settings = {k: SETTINGS[k] for k in ("data", "resolution", "zero_cost")}
+    _run_rows("zero_cost", settings, jobs, _zero_cost)
+    if args.zero_cost_only:
+        return
+    settings = {k: SETTINGS[k] for k in ("data", "resolution", "batch_size", "val_subset", "recipe",
+                                         "train_proxies", "train_proxy_seeds")}
+    jobs = [(row, label, seed, dict(budget)) for label, budget in SETTINGS["train_proxies"].items()
+            for seed in SETTINGS["train_proxy_seeds"] for row in rows]
+    _run_rows("train_proxies", settings, jobs, _train)
+
+
+# ---------------------------------------------------------------- report
+
+def _within_groups_tau(x: np.ndarray, y: np.ndarray, groups: np.ndarray, ids: np.ndarray) -> float:
+    """Kendall tau-a pooled over all pairs of different archs in the same group."""
+    same = (groups[:, None] == groups[None, :]) & (ids[:, None] < ids[None, :])
+    if not same.any():
+        return float("nan")
+    sign = np.sign(x[:, None] - x[None, :]) * np.sign(y[:, None] - y[None, :])
+    return float(sign[same].sum() / same.sum())
+
+
+def _agreement(values: Dict[str, float], truth_: Dict[str, float], groups: Dict[str, int],
+               resamples: int = 2000) -> Dict[str, Any]:
+    """Kendall tau / Spearman rho of ``values`` against ``truth_``: overall, pooled within groups,
+    per group; 90 % intervals from resampling archs with replacement inside each group."""
+    from scipy.stats import kendalltau, spearmanr
+
+    keys = [k for k in truth_ if k in values]
+    x = np.array([values[k] for k in keys])
+    y = np.array([truth_[k] for k in keys])
+    g = np.array([groups[k] for k in keys])
+    ids = np.arange(len(keys))
+    out: Dict[str, Any] = {"n": len(keys), "kendall_tau": float(kendalltau(x, y)[0]),
+                           "spearman_rho": float(spearmanr(x, y)[0]),
+                           "within_groups_tau": _within_groups_tau(x, y, g, ids),
+                           "within_groups_pairs": int(sum(np.sum(g == v) * (np.sum(g == v) - 1) // 2
+                                                          for v in set(g.tolist())))}
+    per_group = {}
+    for v in sorted(set(g.tolist())):
+        m = g == v
+        per_group[str(v)] = {"n": int(m.sum()), "kendall_tau": float(kendalltau(x[m], y[m])[0]),
+                             "spearman_rho": float(spearmanr(x[m], y[m])[0])}
+    out["groups"] = per_group
+    out["within_group_mean_rho"] = float(np.nanmean([v["spearman_rho"] for v in per_group.values()]))
+    rng = np.random.default_rng(0)
+    members = [np.flatnonzero(g == v) for v in sorted(set(g.tolist()))]
+    taus, within = [], []
+    for _ in range(resamples):
+        pick = np.concatenate([rng.choice(m, size=len(m)) for m in members])
+        taus.append(kendalltau(x[pick], y[pick])[0])
+        within.append(_within_groups_tau(x[pick], y[pick], g[pick], ids[pick]))
+    out["kendall_tau_90"] = [float(v) for v in np.nanpercentile(taus, [5, 95])]
+    out["within_groups_tau_90"] = [float(v) for v in np.nanpercentile(within, [5, 95])]
+    return out
+
+
+def _mean_by_key(rows: List[Dict[str, Any]], label: str, seeds: Optional[Sequence[int]] = None) -> Dict[str, float]:
+    acc: Dict[str, List[float]] = {}
+    for r in rows:
+        if r["label"] == label and (seeds is None or r["seed"] in seeds):
+            acc.setdefault(r["key"], []).append(r["value"])
+    return {k: float(np.mean(v)) for k, v in acc.items()}
+
+
+def _seconds_by_label(rows: List[Dict[str, Any]], seeds: Sequence[int]) -> Dict[str, float]:
+    acc: Dict[str, List[float]] = {}
+    for r in rows:
+        if r["seed"] in seeds:
+            acc.setdefault(r["label"], []).append(r["seconds"])
+    return {k: float(np.median(v)) for k, v in acc.items()}
+
+
+def report(args: argparse.Namespace) -> None:
+    archs = _load("archs")["archs"]
+    groups = {r["key"]: r["group"] for r in archs if r.get("group") is not None}
+    from space import Arch, reference_name
+
+    names = {}
+    for r in archs:  # the references by their name too: their ImageNet order is the one ranking known
+        ref = reference_name(Arch.from_dict(r["arch"]))
+        names[r["key"]] = r["name"] + (f" ({ref})" if ref else "")
+    truth_rows = _load("truth").get("rows", [])
+    seeds = SETTINGS["truth"]["seeds"]
+    per_seed = {s: _mean_by_key(truth_rows, "truth", [s]) for s in seeds}
+    complete = [k for k in groups if all(k in per_seed[s] for s in seeds)]
+    truth_ = {k: float(np.mean([per_seed[s][k] for s in seeds])) for k in complete}
+    groups = {k: g for k, g in groups.items() if k in truth_}
+    zc_rows = _load("zero_cost").get("rows", [])
+    tp_rows = _load("train_proxies").get("rows", [])
+    labels = SETTINGS["zero_cost"]["proxies"] + list(SETTINGS["train_proxies"])
+    result: Dict[str, Any] = {"settings": SETTINGS, "machine": machine(), "archs": len(truth_),
+                              "truth_seed_agreement": _agreement(per_seed[seeds[1]], per_seed[seeds[0]], groups)
+                              if len(seeds) > 1 else None, "proxies": {}}
+    for label in labels:
+        rows = zc_rows if label in SETTINGS["zero_cost"]["proxies"] else tp_rows
+        seconds = _seconds_by_label(rows, [seeds[0]]).get(label)
+        first = _mean_by_key(rows, label, [seeds[0]])  # what a search computes: one seed
+        if not first:
+            continue
+        result["proxies"][label] = {"seconds_per_arch": seconds, "seed0": _agreement(first, truth_, groups),
+                                    "seeds": len({r["seed"] for r in rows if r["label"] == label}),
+                                    "mean_of_seeds": _agreement(_mean_by_key(rows, label), truth_, groups)}
+    result["truth"] = [{"key": k, "name": names[k], "group": groups[k], "top1": truth_[k],
+                        "top1_per_seed": [per_seed[s][k] for s in seeds]} for k in sorted(truth_, key=truth_.get)]
+    _save("report", result)
+    (OUT / "report.md").write_text(_markdown(result))
+    print(_markdown(result))
+
+
+def _markdown(result: Dict[str, Any]) -> str:
+    lines = [f"Proxy calibration, {result['archs']} archs, {result['machine']['date_utc']}, "
+             f"{result['machine']['cpu_model']} ({result['machine']['cpu_count']} cores)", "",
+             "| proxy | s/arch | tau [90 % interval] | rho | tau within groups [90 %] | mean rho in groups "
+             "| per group tau | tau, seeds averaged |",
+             "|---|---|---|---|---|---|---|---|"]
+
+    def row(label: str, seconds: str, a: Dict[str, Any], averaged: str) -> str:
+        per = " / ".join(f"{v['kendall_tau']:.2f}" for v in a["groups"].values())
+        return (f"| {label} | {seconds} | {a['kendall_tau']:.2f} [{a['kendall_tau_90'][0]:.2f}, "
+                f"{a['kendall_tau_90'][1]:.2f}] | {a['spearman_rho']:.2f} | {a['within_groups_tau']:.2f} "
+                f"[{a['within_groups_tau_90'][0]:.2f}, {a['within_groups_tau_90'][1]:.2f}] | "
+                f"{a['within_group_mean_rho']:.2f} | {per} | {averaged} |")
+
+    for label, p in result["proxies"].items():
+        m = p["mean_of_seeds"]
+        lines.append(row(label, f"{p['seconds_per_arch']:.1f}", p["seed0"],
+                         f"{m['kendall_tau']:.2f}" if p["seeds"] > 1 else "-"))
+    if result["truth_seed_agreement"]:
+        lines.append(row("truth seed 1 vs seed 0", "", result["truth_seed_agreement"], "-"))
+    lines += ["", "| arch | group | top-1 (mean) | per seed |", "|---|---|---|---|"]
+    for t in result["truth"]:
+        lines.append(f"| {t['name']} | {t['group']} | {t['top1']:.2f} | "
+                     f"{', '.join(f'{v:.2f}' for v in t['top1_per_seed'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="stage", required=True)
+    sub.add_parser("select", help="choose archs in latency-matched groups (measures latency)")
+    for name in ("truth", "proxies"):
+        p = sub.add_parser(name)
+        p.add_argument("--archs", help="comma-separated arch keys or names (default: all selected)")
+        if name == "proxies":
+            p.add_argument("--zero-cost-only", action="store_true")
+    sub.add_parser("report")
+    args = parser.parse_args()
+    {"select": select, "truth": truth, "proxies": proxies, "report": report}[args.stage](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
