@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train proxy: val images (default: the same as --subset)")
     parser.add_argument("--warmup-epochs", type=int, default=1, help="train proxy: warm-up epochs (default 1)")
     parser.add_argument("--recipe", default=None,
-                        help="train proxy: the training recipe YAML to shorten (default: the x0_5 ImageNet recipe)")
+                        help="train proxy: the training recipe YAML to shorten (default: x0_5's for the data)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 

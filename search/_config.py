@@ -69,7 +69,7 @@ class SearchConfig:
     proxy_val_subset: Optional[int] = None  # val images for the train proxy; None: proxy_subset
     proxy_warmup_epochs: int = 1
     proxy_lr: Optional[float] = None
-    proxy_recipe: Optional[str] = None  # the recipe the train proxy shortens; None: the x0_5 ImageNet recipe
+    proxy_recipe: Optional[str] = None  # the recipe the train proxy shortens; None: x0_5's for the data
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)

@@ -64,7 +64,7 @@ def test_short_training_proxy_reports_each_epoch_and_can_stop(tiny_arch):
     assert result.settings["stopped_by_callback"] is True
     assert len(result.settings["curve"]) == 2
     assert result.value == seen[-1][1] and 0 <= result.value <= 100
-    assert result.settings["lr"] == pytest.approx(0.35 * 64 / 512)
+    assert result.settings["lr"] == pytest.approx(0.05)  # the Fashion-MNIST recipe's, set for batch 64
 
 
 def test_lr_is_scaled_from_the_global_batch_the_recipe_was_set_for():
