@@ -1,13 +1,14 @@
 """Proxy calibration: how well each accuracy proxy ranks archs that a latency budget cannot separate.
 
-Four stages, each resumable, each writing under bench/results/proxy_calibration/:
+Five stages, each resumable, each writing under bench/results/proxy_calibration/:
 
     python bench/proxy_calibration.py select    # archs in latency-matched groups (measured)   -> archs.json
     python bench/proxy_calibration.py truth     # ground truth: the recipe, 10x the proxy's budget -> truth.json
-    python bench/proxy_calibration.py proxies   # every proxy on every arch, with its seconds    -> proxies.json
+    python bench/proxy_calibration.py proxies   # every proxy on every arch -> zero_cost.json, train_proxies.json
+    python bench/proxy_calibration.py timing    # seconds per arch of each proxy, idle machine  -> timing.json
     python bench/proxy_calibration.py report    # Kendall tau / Spearman rho, overall and in groups -> report.json/.md
 
-`truth` and `proxies` take ``--archs KEY,...`` (re-run a subset) and skip what is already in
+`truth`, `proxies` and `timing` take ``--archs KEY,...`` (re-run a subset) and skip what is already in
 their file with the same settings, so an interrupted run continues where it stopped. The
 settings (SETTINGS below) are written into every file; change them and the old rows no
 longer count.
@@ -232,6 +233,26 @@ def proxies(args: argparse.Namespace) -> None:
     _run_rows("train_proxies", settings, jobs, _train)
 
 
+def timing(args: argparse.Namespace) -> None:
+    """Seconds per arch on an otherwise idle machine: every proxy on the first arch of each group.
+
+    `proxies` may run beside `truth` (its values do not depend on load, its seconds do)."""
+    import mindspore as ms
+
+    ms.set_context(device_target="CPU")
+    rows = _archs(args.archs)
+    firsts = [next(r for r in rows if r["group"] == g) for g in sorted({r["group"] for r in rows})]
+    jobs = [(row, proxy, 0, {"proxy": proxy}) for proxy in SETTINGS["zero_cost"]["proxies"] for row in firsts]
+    jobs += [(row, label, 0, dict(budget)) for label, budget in SETTINGS["train_proxies"].items() for row in firsts]
+
+    def run(arch, *, seed: int, **kwargs) -> Dict[str, Any]:
+        return _zero_cost(arch, seed=seed, **kwargs) if "proxy" in kwargs else _train(arch, seed=seed, **kwargs)
+
+    settings = {k: SETTINGS[k] for k in ("data", "resolution", "batch_size", "val_subset", "recipe", "zero_cost",
+                                         "train_proxies")}
+    _run_rows("timing", settings, jobs, run)
+
+
 # ---------------------------------------------------------------- report
 
 def _within_groups_tau(x: np.ndarray, y: np.ndarray, groups: np.ndarray, ids: np.ndarray) -> float:
@@ -311,13 +332,15 @@ def report(args: argparse.Namespace) -> None:
     groups = {k: g for k, g in groups.items() if k in truth_}
     zc_rows = _load("zero_cost").get("rows", [])
     tp_rows = _load("train_proxies").get("rows", [])
+    timing_rows = _load("timing").get("rows", [])
     labels = SETTINGS["zero_cost"]["proxies"] + list(SETTINGS["train_proxies"])
     result: Dict[str, Any] = {"settings": SETTINGS, "machine": machine(), "archs": len(truth_),
                               "truth_seed_agreement": _agreement(per_seed[seeds[1]], per_seed[seeds[0]], groups)
                               if len(seeds) > 1 else None, "proxies": {}}
     for label in labels:
         rows = zc_rows if label in SETTINGS["zero_cost"]["proxies"] else tp_rows
-        seconds = _seconds_by_label(rows, [seeds[0]]).get(label)
+        # Idle-machine seconds (`timing`) where measured, else those of the run that gave the values.
+        seconds = _seconds_by_label(timing_rows, [0]).get(label, _seconds_by_label(rows, [seeds[0]]).get(label))
         first = _mean_by_key(rows, label, [seeds[0]])  # what a search computes: one seed
         if not first:
             continue
@@ -367,9 +390,11 @@ def main() -> int:
         p.add_argument("--archs", help="comma-separated arch keys or names (default: all selected)")
         if name == "proxies":
             p.add_argument("--zero-cost-only", action="store_true")
+    sub.add_parser("timing", help="seconds per arch of every proxy on an idle machine (3 archs)").add_argument(
+        "--archs", help="comma-separated arch keys or names (default: all selected)")
     sub.add_parser("report")
     args = parser.parse_args()
-    {"select": select, "truth": truth, "proxies": proxies, "report": report}[args.stage](args)
+    {"select": select, "truth": truth, "proxies": proxies, "timing": timing, "report": report}[args.stage](args)
     return 0
 
 
