@@ -94,7 +94,8 @@ class Objective:
                 if not prune:
                     return False
                 trial.report(top1, epoch)
-                return trial.should_prune()
+                # After the last epoch the evaluation is paid for: keep it rather than prune it.
+                return epoch < cfg.proxy_epochs and trial.should_prune()
 
             result = train_score(arch, cfg.proxy_data, epochs=cfg.proxy_epochs, resolution=cfg.proxy_resolution,
                                  batch_size=cfg.proxy_batch_size, subset=cfg.proxy_subset,

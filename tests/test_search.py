@@ -143,6 +143,23 @@ def test_constrained_search_outputs_and_resume_sqlite(tmp_path, micro_table):
     assert len((tmp_path / "events.jsonl").read_text().splitlines()) == 4
 
 
+@pytest.mark.slow
+def test_train_proxy_reports_each_epoch_and_keeps_finished_runs(tmp_path, micro_table):
+    cfg = SearchConfig(**micro_config(tmp_path, micro_table, n_trials=5, proxy="train", proxy_epochs=2,
+                                      proxy_subset=160, proxy_val_subset=100, proxy_batch_size=32,
+                                      pruner="median"))
+    study = run_search(cfg)
+    assert len(counted(study)) == 5
+    evaluated = [t for t in study.trials if "duplicate_of" not in t.user_attrs]
+    assert evaluated
+    for t in evaluated:
+        if t.state == TrialState.COMPLETE:
+            assert sorted(t.intermediate_values) == [1, 2] and t.values[0] == t.intermediate_values[2]
+        else:  # the median pruner may stop a trial after epoch 1, never after the last (paid-for) epoch
+            assert t.state == TrialState.PRUNED and sorted(t.intermediate_values) == [1]
+        assert t.user_attrs["proxy"]["settings"]["val_subset"] == 100
+
+
 def test_pareto_on_journal_storage_with_resume(tmp_path, micro_table):
     journal = str(tmp_path / "study.journal")
     base = micro_config(tmp_path, micro_table, mode="pareto", sampler="nsga2", storage=journal,
