@@ -7,7 +7,7 @@ import json
 
 from space import resolve_arch
 
-from .proxy import PROXIES, score, train_score
+from .proxy import DEFAULT_PROXY, PROXIES, TRAIN_DEFAULTS, score, train_score
 
 NAME = "proxy"
 HELP = "score an arch (reference name or YAML file) with a proxy of accuracy"
@@ -15,17 +15,23 @@ HELP = "score an arch (reference name or YAML file) with a proxy of accuracy"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("arch", metavar="NAME_OR_ARCH_YAML", help="x0_5 ... x2_0 or an arch YAML file")
-    parser.add_argument("--proxy", default="naswot", choices=PROXIES, help="which proxy (default naswot)")
+    d = TRAIN_DEFAULTS
+    parser.add_argument("--proxy", default=DEFAULT_PROXY, choices=PROXIES,
+                        help=f"which proxy (default {DEFAULT_PROXY}, the best-ranking one in the calibration)")
     parser.add_argument("--data", default="fashion_mnist",
                         help="fashion_mnist (built-in) or an ImageNet-style folder with train/ (default fashion_mnist)")
-    parser.add_argument("--resolution", type=int, default=32, help="input side in pixels (default 32)")
-    parser.add_argument("--batch-size", type=int, default=64, help="images in the scoring batch (default 64)")
-    parser.add_argument("--seed", type=int, default=0, help="initialisation and batch seed (default 0)")
-    parser.add_argument("--epochs", type=int, default=2, help="train proxy: epochs (default 2)")
-    parser.add_argument("--subset", type=int, default=5000, help="train proxy: images per split (default 5000)")
-    parser.add_argument("--val-subset", type=int, default=None,
-                        help="train proxy: val images (default: the same as --subset)")
-    parser.add_argument("--warmup-epochs", type=int, default=1, help="train proxy: warm-up epochs (default 1)")
+    parser.add_argument("--resolution", type=int, default=d["resolution"],
+                        help=f"input side in pixels (default {d['resolution']})")
+    parser.add_argument("--batch-size", type=int, default=d["batch_size"],
+                        help=f"training batch, or the zero-cost proxies' one batch (default {d['batch_size']})")
+    parser.add_argument("--seed", type=int, default=0, help="initialisation and data seed (default 0)")
+    parser.add_argument("--epochs", type=int, default=d["epochs"], help=f"train proxy: epochs (default {d['epochs']})")
+    parser.add_argument("--subset", type=int, default=d["subset"],
+                        help=f"train proxy: training images (default {d['subset']})")
+    parser.add_argument("--val-subset", type=int, default=d["val_subset"],
+                        help=f"train proxy: val images (default {d['val_subset']})")
+    parser.add_argument("--warmup-epochs", type=int, default=d["warmup_epochs"],
+                        help=f"train proxy: warm-up epochs (default {d['warmup_epochs']})")
     parser.add_argument("--recipe", default=None,
                         help="train proxy: the training recipe YAML to shorten (default: x0_5's for the data)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -1,13 +1,14 @@
 """Proxy accuracy: what a candidate is likely worth, for a fraction of full training.
 
     from evaluator.proxy import score
-    result = score(arch, "naswot", "fashion_mnist", seed=0, resolution=32)
+    result = score(arch, "naswot", "fashion_mnist", seed=0, resolution=64)
     result.value, result.seconds
 
 Proxies (higher is better for all):
     naswot, synflow, grad_norm, snip   zero-cost, on one batch of real data at initialisation
     params, flops                      baselines from the analytic cost model (`space.cost`)
-    train                              short training with the recipe (`training.train`): val top-1
+    train                              short training with the recipe (`training.train`): val top-1;
+                                       the default (DEFAULT_PROXY, TRAIN_DEFAULTS), by calibration
 
 Data is ``"fashion_mnist"`` (the built-in real dataset), a path to an ImageNet-style folder,
 or a `training.data.DataConfig`; the batch comes from the training data pipeline with the
@@ -26,6 +27,12 @@ from space import Arch, UserError, build, cost
 
 from ._zero_cost import NETWORK_PROXIES
 
+# The default proxy and its budget, chosen by the calibration (bench/proxy_calibration.py,
+# BENCHMARKS.md "Proxy calibration"): the recipe for 1,600 images at 64 px ranked latency-matched
+# archs best; every zero-cost proxy ranked them backwards on Fashion-MNIST.
+DEFAULT_PROXY = "train"
+TRAIN_DEFAULTS: Dict[str, Any] = {"epochs": 1, "subset": 1600, "val_subset": 2000, "batch_size": 32,
+                                  "resolution": 64, "warmup_epochs": 0}
 ZERO_COST = tuple(NETWORK_PROXIES)
 BASELINES = ("params", "flops")
 PROXIES = ZERO_COST + BASELINES + ("train",)
@@ -78,9 +85,11 @@ def _batch(cfg) -> Tuple[Any, Any, int]:
     return images, labels, loader.num_classes
 
 
-def score(arch: Arch, proxy: str, data: DataLike = "fashion_mnist", *, seed: int = 0, resolution: int = 32,
+def score(arch: Arch, proxy: str, data: DataLike = "fashion_mnist", *, seed: int = 0, resolution: int = 64,
           batch_size: int = 64) -> ProxyResult:
-    """Score ``arch`` with a zero-cost ``proxy`` (or a cost-model baseline) on real data."""
+    """Score ``arch`` with a zero-cost ``proxy`` (or a cost-model baseline) on real data.
+
+    ``proxy="train"`` runs `train_score` with this resolution and batch size and its budget defaults."""
     if proxy not in PROXIES:
         raise UserError(f"unknown proxy {proxy!r}; choose one of {', '.join(PROXIES)}")
     if resolution < 32:
@@ -116,10 +125,11 @@ def recipe_global_batch(recipe: Dict[str, Any]) -> int:
     return int(recipe.get("batch_size", 64)) * devices
 
 
-def train_score(arch: Arch, data: DataLike = "fashion_mnist", *, epochs: int = 2, resolution: int = 32,
-                batch_size: int = 64, subset: Optional[int] = 5000, val_subset: Optional[int] = None,
-                seed: int = 0, lr: Optional[float] = None,
-                warmup_epochs: int = 1, recipe: Union[str, Path, None] = None,
+def train_score(arch: Arch, data: DataLike = "fashion_mnist", *, epochs: int = TRAIN_DEFAULTS["epochs"],
+                resolution: int = TRAIN_DEFAULTS["resolution"], batch_size: int = TRAIN_DEFAULTS["batch_size"],
+                subset: Optional[int] = TRAIN_DEFAULTS["subset"],
+                val_subset: Optional[int] = TRAIN_DEFAULTS["val_subset"], seed: int = 0, lr: Optional[float] = None,
+                warmup_epochs: int = TRAIN_DEFAULTS["warmup_epochs"], recipe: Union[str, Path, None] = None,
                 on_epoch: Optional[Callable[[int, float], bool]] = None) -> ProxyResult:
     """Short training with the recipe (one recipe: `training.train`), shortened; value = last val top-1.
 

@@ -59,15 +59,16 @@ class SearchConfig:
     reference: str = "x0_5"
     prefilter_margin: float = 1.5  # skip a candidate whose estimate exceeds margin x budget
     # proxy
-    proxy: str = "naswot"
+    # proxy: the default is the calibrated one (evaluator.proxy.DEFAULT_PROXY and TRAIN_DEFAULTS)
+    proxy: str = "train"
     proxy_data: str = "fashion_mnist"
-    proxy_resolution: int = 32
-    proxy_batch_size: int = 64
+    proxy_resolution: int = 64
+    proxy_batch_size: int = 32
     proxy_seed: int = 0
-    proxy_epochs: int = 2  # short-training proxy ("train")
-    proxy_subset: Optional[int] = 5000
-    proxy_val_subset: Optional[int] = None  # val images for the train proxy; None: proxy_subset
-    proxy_warmup_epochs: int = 1
+    proxy_epochs: int = 1  # short-training proxy ("train")
+    proxy_subset: Optional[int] = 1600
+    proxy_val_subset: Optional[int] = 2000  # val images for the train proxy; None: proxy_subset
+    proxy_warmup_epochs: int = 0
     proxy_lr: Optional[float] = None
     proxy_recipe: Optional[str] = None  # the recipe the train proxy shortens; None: x0_5's for the data
 

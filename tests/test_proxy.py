@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evaluator.proxy import BASELINES, PROXIES, ZERO_COST, recipe_global_batch, score, train_score
+from evaluator.proxy import (BASELINES, DEFAULT_PROXY, PROXIES, TRAIN_DEFAULTS, ZERO_COST, recipe_global_batch,
+                             score, train_score)
 from space import Arch, UserError, cost
 
 
@@ -20,19 +21,20 @@ def test_each_proxy_is_finite_and_deterministic(tiny_arch, proxy):
 
 
 def test_seed_changes_network_proxies(tiny_arch):
-    values = {score(tiny_arch, "snip", seed=s, batch_size=32).value for s in (0, 1)}
+    values = {score(tiny_arch, "snip", seed=s, resolution=32, batch_size=32).value for s in (0, 1)}
     assert len(values) == 2
 
 
 def test_baselines_come_from_the_cost_model(tiny_arch):
-    assert score(tiny_arch, "params").value == cost(tiny_arch, 32).params
+    assert score(tiny_arch, "params", resolution=32).value == cost(tiny_arch, 32).params
     assert score(tiny_arch, "flops", resolution=64).value == cost(tiny_arch, 64).flops
     assert set(BASELINES) | set(ZERO_COST) | {"train"} == set(PROXIES)
 
 
 def test_naswot_grows_with_distinguishable_activations(tiny_arch):
     wider = Arch(stem=8, widths=(32, 64, 128), depths=(1, 2, 1), last=128)
-    assert score(wider, "naswot", batch_size=32).value > score(tiny_arch, "naswot", batch_size=32).value
+    assert (score(wider, "naswot", resolution=32, batch_size=32).value
+            > score(tiny_arch, "naswot", resolution=32, batch_size=32).value)
 
 
 def test_folder_data(tiny_arch, fashion_mnist_folder):
@@ -72,6 +74,14 @@ def test_lr_is_scaled_from_the_global_batch_the_recipe_was_set_for():
     assert recipe_global_batch({"distribute": False, "batch_size": 64}) == 64
     fashion = yaml.safe_load(Path("configs/shufflenetv2/shufflenet_v2_0.5_fashion_mnist_cpu.yaml").read_text())
     assert recipe_global_batch(fashion) == 64
+
+
+def test_search_defaults_are_the_calibrated_proxy():
+    from search import SearchConfig
+
+    cfg = SearchConfig()
+    assert cfg.proxy == DEFAULT_PROXY
+    assert {k: getattr(cfg, f"proxy_{k}") for k in TRAIN_DEFAULTS} == TRAIN_DEFAULTS
 
 
 def test_short_training_proxy_bad_settings(tiny_arch, tmp_path):
