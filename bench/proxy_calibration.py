@@ -38,7 +38,7 @@ SETTINGS: Dict[str, Any] = {
                "tolerance": 0.15, "candidates_per_group": 10, "sample_pool": 20000, "seed": 0},
     # ground truth and the short-training proxy: the same recipe and data, 10x apart in images seen
     "data": "fashion_mnist", "resolution": 64, "batch_size": 64, "val_subset": 2000, "recipe": RECIPE,
-    "truth": {"epochs": 4, "subset": 4000, "seeds": [0, 1]},
+    "truth": {"epochs": 4, "subset": 4000, "warmup_epochs": 1, "seeds": [0, 1]},
     # short-training proxies, each 1/10 of the truth's images seen; batch 32 doubles the steps at the same img/s
     "train_proxies": {"train_1ep": {"epochs": 1, "subset": 1600, "batch_size": 32, "warmup_epochs": 0},
                       "train_2ep": {"epochs": 2, "subset": 800, "batch_size": 32, "warmup_epochs": 1}},
@@ -174,9 +174,9 @@ def _train(arch, *, epochs: int, subset: int, seed: int, batch_size: Optional[in
     from evaluator.proxy import train_score
 
     s = SETTINGS
-    r = train_score(arch, s["data"], epochs=epochs, resolution=s["resolution"], batch_size=batch_size or s["batch_size"],
-                    subset=subset, val_subset=s["val_subset"], seed=seed, recipe=s["recipe"],
-                    warmup_epochs=warmup_epochs)
+    r = train_score(arch, s["data"], epochs=epochs, resolution=s["resolution"],
+                    batch_size=batch_size or s["batch_size"], subset=subset, val_subset=s["val_subset"], seed=seed,
+                    recipe=s["recipe"], warmup_epochs=warmup_epochs)
     return {"value": r.value, "seconds": r.seconds, "img_per_s": r.settings["img_per_s"],
             "compile_s": r.settings["compile_s"], "curve": [c["top1"] for c in r.settings["curve"]]}
 
@@ -202,7 +202,7 @@ def _run_rows(name: str, settings: Dict[str, Any], jobs: List[tuple], run: Calla
 def truth(args: argparse.Namespace) -> None:
     t = SETTINGS["truth"]
     settings = {k: SETTINGS[k] for k in ("data", "resolution", "batch_size", "val_subset", "recipe", "truth")}
-    jobs = [(row, "truth", seed, {"epochs": t["epochs"], "subset": t["subset"]})
+    jobs = [(row, "truth", seed, {"epochs": t["epochs"], "subset": t["subset"], "warmup_epochs": t["warmup_epochs"]})
             for seed in t["seeds"] for row in _archs(args.archs)]
     _run_rows("truth", settings, jobs, _train)
 
@@ -347,6 +347,9 @@ def report(args: argparse.Namespace) -> None:
         result["proxies"][label] = {"seconds_per_arch": seconds, "seed0": _agreement(first, truth_, groups),
                                     "seeds": len({r["seed"] for r in rows if r["label"] == label}),
                                     "mean_of_seeds": _agreement(_mean_by_key(rows, label), truth_, groups)}
+    # Not a proxy: how much of the truth plain shallowness explains (the pilot saw depth lose at small inputs).
+    depth = {r["key"]: -float(sum(r["arch"]["depths"])) for r in archs if r["key"] in truth_}
+    result["descriptors"] = {"minus_total_depth": _agreement(depth, truth_, groups)}
     result["truth"] = [{"key": k, "name": names[k], "group": groups[k], "top1": truth_[k],
                         "top1_per_seed": [per_seed[s][k] for s in seeds]} for k in sorted(truth_, key=truth_.get)]
     _save("report", result)
@@ -374,6 +377,8 @@ def _markdown(result: Dict[str, Any]) -> str:
                          f"{m['kendall_tau']:.2f}" if p["seeds"] > 1 else "-"))
     if result["truth_seed_agreement"]:
         lines.append(row("truth seed 1 vs seed 0", "", result["truth_seed_agreement"], "-"))
+    for label, a in result.get("descriptors", {}).items():
+        lines.append(row(f"({label})", "0", a, "-"))
     lines += ["", "| arch | group | top-1 (mean) | per seed |", "|---|---|---|---|"]
     for t in result["truth"]:
         lines.append(f"| {t['name']} | {t['group']} | {t['top1']:.2f} | "

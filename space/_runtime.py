@@ -41,6 +41,8 @@ def configure(device_target: str = "CPU", mode: Union[int, str] = "graph", devic
 
     target = normalize_device(device_target)
     ms.set_context(mode=parse_mode(mode))
+    if _current_device(ms) == (target, device_id):
+        return  # already there; asking again once kernels have run is an error in MindSpore 2.4+
     try:
         if hasattr(ms, "set_device"):
             ms.set_device(target, device_id) if device_id is not None else ms.set_device(target)
@@ -52,6 +54,16 @@ def configure(device_target: str = "CPU", mode: Union[int, str] = "graph", devic
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"cannot use device {target}"
                         f"{'' if device_id is None else f' id {device_id}'}: {detail}") from None
+
+
+def _current_device(ms) -> tuple:
+    """(device_target, device_id or None) this process runs on now; device_id None if not set."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # get_context("device_target") is deprecated but still answers
+        target = ms.get_context("device_target")
+    return target, None
 
 
 def synchronize() -> None:

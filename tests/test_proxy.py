@@ -1,6 +1,9 @@
 """Zero-cost proxies and cost-model baselines on real Fashion-MNIST batches."""
 
+import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -96,3 +99,16 @@ def test_short_training_proxy_diverging_loss_is_an_error(tiny_arch):
 
     with pytest.raises(TrainingDiverged):
         train_score(tiny_arch, "fashion_mnist", epochs=1, subset=300, batch_size=64, lr=1e6, warmup_epochs=0)
+
+
+@pytest.mark.slow
+def test_zero_cost_then_train_proxy_in_one_fresh_process(tiny_arch):
+    # A zero-cost proxy starts MindSpore's runtime; the train proxy must not then fail to select
+    # the device it is already on (MindSpore 2.4+ refuses set_device once kernels have run).
+    code = ("import json, sys; from space import Arch; from evaluator.proxy import score, train_score; "
+            "a = Arch.from_dict(json.loads(sys.argv[1])); score(a, 'naswot', resolution=32, batch_size=16); "
+            "print(train_score(a, epochs=1, subset=64, val_subset=64, resolution=32, batch_size=32).value)")
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(tiny_arch.to_dict())], capture_output=True,
+                          text=True, timeout=300, cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert 0 <= float(done.stdout.strip().splitlines()[-1]) <= 100
