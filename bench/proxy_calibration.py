@@ -102,7 +102,7 @@ def _diverse(rows: Sequence[Dict[str, Any]], k: int, first: Sequence[Dict[str, A
 def select(args: argparse.Namespace) -> None:
     from evaluator.latency import measure
     from search._latency_source import CostLatencyModel
-    from space import SearchSpace, cost, resolve_arch
+    from space import Arch, SearchSpace, cost, resolve_arch
 
     lat, grp = SETTINGS["latency"], SETTINGS["groups"]
     space = SearchSpace.default()
@@ -124,7 +124,6 @@ def select(args: argparse.Namespace) -> None:
         path = RESULTS / f"latency_archs-{lat['backend']}-{lat['resolution']}-{lat['clock']}-{part}.json"
         for row in json.loads(path.read_text())["rows"] if path.exists() else []:
             if row["result"]["error"] is None:
-                from space import Arch
                 model.add(cost(Arch.from_dict(row["arch"]), lat["resolution"]), row["result"]["ratio_to_reference"])
 
     refs = {name: measured(resolve_arch(name)) for name in ("x0_5", "x1_0")}

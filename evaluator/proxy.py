@@ -135,10 +135,11 @@ def train_score(arch: Arch, data: DataLike = "fashion_mnist", *, epochs: int = T
 
     The recipe's schedule is kept in shape: linear warm-up (``warmup_epochs``, per step) then
     cosine decay to 0 over the remaining epochs; ``lr`` defaults to the recipe's, scaled
-    linearly from its global batch (`recipe_global_batch`) to ``batch_size``. ``subset`` images of each split
-    (class-balanced, seeded); ``val_subset`` sets the val split's apart (a fixed, larger val set
-    makes top-1 less noisy at little cost). ``on_epoch(epoch, top1)`` returning True stops after that epoch
-    (an Optuna pruner); `training.TrainingDiverged` is raised on a NaN or diverging loss.
+    linearly from its global batch (`recipe_global_batch`) to ``batch_size``. ``subset``
+    training images and ``val_subset`` val images (None: as many as ``subset``), class-balanced
+    and seeded; a fixed, larger val set makes top-1 less noisy at little cost. ``on_epoch(epoch,
+    top1)`` returning True stops after that epoch (an Optuna pruner);
+    `training.TrainingDiverged` is raised on a NaN or diverging loss.
     ``recipe`` defaults to x0_5's recipe for the data (`PROXY_RECIPES`): its lr, optimizer, loss
     and augmentation; the ImageNet one's crops down to 8 % of the image, which on Fashion-MNIST's
     28 px objects leaves a short run near chance.
@@ -168,9 +169,8 @@ def train_score(arch: Arch, data: DataLike = "fashion_mnist", *, epochs: int = T
             base, distribute=False, dataset=data_cfg.dataset, data_dir=data_cfg.data_dir, image_resize=resolution,
             batch_size=batch_size, subset=subset, val_subset=val_subset, seed=seed, epoch_size=epochs,
             warmup_epochs=warmup, decay_epochs=epochs - warmup, lr=scaled_lr, num_classes=None,
-            num_parallel_workers=2,
-            ckpt_save_dir=tmp, keep_checkpoint_max=1, dataset_sink_mode=False, log_interval=10**9,
-            val_while_train=True, val_interval=1)
+            num_parallel_workers=2, ckpt_save_dir=tmp, keep_checkpoint_max=1, dataset_sink_mode=False,
+            log_interval=10**9, val_while_train=True, val_interval=1)
         callbacks = [] if on_epoch is None else [lambda epoch, metrics: bool(on_epoch(epoch, metrics["top1"]))]
         result = train(config, arch=arch, callbacks=callbacks, stream=io.StringIO())
     settings = {"data": data_cfg.dataset if data_cfg.data_dir is None else data_cfg.data_dir, "seed": seed,
