@@ -29,6 +29,17 @@ def sample_archs(n: int, seed: int, space_path: str = None) -> List[Any]:
     return archs
 
 
+def latency_parser(doc: str) -> "argparse.ArgumentParser":
+    """The arguments every latency benchmark shares: which backend, resolution and clock."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--backend", default="mindspore")
+    parser.add_argument("--resolution", type=int, default=112)
+    parser.add_argument("--clock", default="wall", choices=("wall", "cpu"))
+    return parser
+
+
 def machine() -> Dict[str, Any]:
     import os
 

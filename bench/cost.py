@@ -7,21 +7,17 @@ build and per table prediction.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 
 import numpy as np
 
-from _common import RESULTS, machine, write
+from _common import RESULTS, latency_parser, machine, write
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", default="mindspore")
-    parser.add_argument("--resolution", type=int, default=112)
-    parser.add_argument("--clock", default="wall", choices=("wall", "cpu"))
+    parser = latency_parser(__doc__)
     args = parser.parse_args()
 
     from evaluator import measure

@@ -7,14 +7,13 @@ latency, and how much of latency a least-squares model of FLOPs + MAC + fragment
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 import numpy as np
 from scipy.stats import kendalltau
 
-from _common import RESULTS, machine, write
+from _common import RESULTS, latency_parser, machine, write
 
 FEATURES = ("flops", "mac", "params", "fragmentation", "num_ops")
 MODELS = {"flops": ["flops"], "mac": ["mac"], "params": ["params"], "fragmentation": ["fragmentation"],
@@ -39,10 +38,7 @@ def analyse(rows, target) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", default="mindspore")
-    parser.add_argument("--resolution", type=int, default=112)
-    parser.add_argument("--clock", default="wall", choices=("wall", "cpu"))
+    parser = latency_parser(__doc__)
     args = parser.parse_args()
     data = json.loads((RESULTS / f"latency_archs-{args.backend}-{args.resolution}-{args.clock}-A.json").read_text())
     rows = [r for r in data["rows"] if r["result"]["error"] is None]

@@ -6,18 +6,14 @@ the data of the FLOPs-is-not-speed benchmark). Resumable: results go to a per-pa
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
-from _common import RESULTS, machine, sample_archs, write
+from _common import RESULTS, latency_parser, machine, sample_archs, write
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", default="mindspore")
-    parser.add_argument("--resolution", type=int, default=112)
-    parser.add_argument("--clock", default="wall", choices=("wall", "cpu"))
+    parser = latency_parser(__doc__)
     parser.add_argument("--n", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=50)

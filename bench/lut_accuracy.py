@@ -6,18 +6,14 @@ measurements on N archs sampled from that space. Resumable (parts file + result 
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
-from _common import RESULTS, ROOT, machine, write
+from _common import RESULTS, ROOT, latency_parser, machine, write
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", default="mindspore")
-    parser.add_argument("--resolution", type=int, default=112)
-    parser.add_argument("--clock", default="wall", choices=("wall", "cpu"))
+    parser = latency_parser(__doc__)
     parser.add_argument("--space", default=str(ROOT / "configs" / "spaces" / "lut_cpu.yaml"))
     parser.add_argument("--n", type=int, default=30)
     parser.add_argument("--fit-archs", type=int, default=5)

@@ -6,14 +6,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 import numpy as np
 from scipy.stats import kendalltau
 
-from _common import RESULTS, machine, write
+from _common import RESULTS, latency_parser, machine, write
 
 
 def _compare(a: np.ndarray, b: np.ndarray) -> dict:
@@ -23,10 +22,7 @@ def _compare(a: np.ndarray, b: np.ndarray) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", default="mindspore")
-    parser.add_argument("--resolution", type=int, default=112)
-    parser.add_argument("--clock", default="wall", choices=("wall", "cpu"))
+    parser = latency_parser(__doc__)
     parser.add_argument("--n", type=int, default=20)
     args = parser.parse_args()
     passes = [json.loads((RESULTS / f"latency_archs-{args.backend}-{args.resolution}-{args.clock}-{tag}.json").read_text())
