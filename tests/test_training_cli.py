@@ -109,10 +109,14 @@ def test_onnx_export_matches_mindspore(trained, tiny_arch):
 
 
 @pytest.mark.slow
-def test_kill_after_epoch_1_then_resume(fashion_mnist_folder, arch_yaml, tmp_path):
+def test_sigkill_after_epoch_1_then_auto_resume_matches_the_uninterrupted_run(
+        trained, fashion_mnist_folder, arch_yaml, tmp_path):
+    """The same command run again with --auto_resume True after a SIGKILL ends where `trained` ended."""
+    import mindspore as ms
+
     from training import lr_schedule
 
-    args = _common(fashion_mnist_folder, arch_yaml, tmp_path) + ["--epoch_size", "2"]
+    args = _common(fashion_mnist_folder, arch_yaml, tmp_path) + ["--epoch_size", "3", "--auto_resume", "True"]
     first = tmp_path / f"s8-w16.32.64-d1.2.1-l64-1_{STEPS_PER_EPOCH}.ckpt"
     proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *map(str, args)], cwd=ROOT, env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -126,27 +130,30 @@ def test_kill_after_epoch_1_then_resume(fashion_mnist_folder, arch_yaml, tmp_pat
     assert first.exists(), "epoch 1 checkpoint never appeared"
     assert not (tmp_path / f"s8-w16.32.64-d1.2.1-l64-2_{STEPS_PER_EPOCH}.ckpt").exists(), "run was not killed in time"
 
-    resumed = _run("train.py", args + ["--ckpt_path", first, "--resume_opt", "True"])
+    resumed = _run("train.py", args)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     (resume,) = _events(tmp_path, "resume")
-    assert resume["epoch"] == 1 and resume["global_step"] == STEPS_PER_EPOCH
-    epochs_after = [e["epoch"] for e in _events(tmp_path, "epoch") if e["time"] > resume["time"]]
-    assert epochs_after == [2]
-    end = _events(tmp_path, "end")[-1]
-    assert end["epochs"] == 2 and end["global_step"] == 2 * STEPS_PER_EPOCH
-    lrs = lr_schedule(0.2, STEPS_PER_EPOCH, 2, warmup_epochs=1, decay_epochs=2)
+    assert resume["epoch"] == 1 and resume["global_step"] == STEPS_PER_EPOCH and resume["path"] == str(first)
+    assert [e["epoch"] for e in _events(tmp_path, "epoch") if e["time"] > resume["time"]] == [2, 3]
+    lrs = lr_schedule(0.2, STEPS_PER_EPOCH, 3, warmup_epochs=1, decay_epochs=2)
     steps = [e for e in _events(tmp_path, "step") if e["time"] > resume["time"]]
     assert steps[0]["global_step"] == STEPS_PER_EPOCH + 5
     for e in steps:  # the LR continued from the resumed position, not from 0
         assert e["lr"] == pytest.approx(lrs[e["global_step"] - 1])
-    import mindspore as ms
 
-    for ckpt in tmp_path.glob("*.ckpt"):  # a readable checkpoint set, no temporary left behind
-        params = ms.load_checkpoint(str(ckpt))
-        assert "global_step" in params and "epoch_num" in params
+    # The outcome: the same epoch losses and the same final weights as the uninterrupted run.
+    save_dir, _ = trained
+    full = {e["epoch"]: e for e in _events(save_dir, "epoch")}
+    for e in _events(tmp_path, "epoch"):
+        if e["time"] > resume["time"]:
+            assert e["train_loss"] == pytest.approx(full[e["epoch"]]["train_loss"], rel=1e-5)
+            assert e["top1"] == pytest.approx(full[e["epoch"]]["top1"], abs=1e-9)
+    final = f"s8-w16.32.64-d1.2.1-l64-3_{STEPS_PER_EPOCH}.ckpt"
+    expected, got = ms.load_checkpoint(str(save_dir / final)), ms.load_checkpoint(str(tmp_path / final))
+    for key, value in expected.items():
+        if hasattr(value, "asnumpy"):
+            np.testing.assert_allclose(got[key].asnumpy(), value.asnumpy(), rtol=1e-5, atol=1e-7, err_msg=key)
     assert not list(tmp_path.glob(".*tmp*"))
-    assert int(ms.load_checkpoint(str(tmp_path / f"s8-w16.32.64-d1.2.1-l64-2_{STEPS_PER_EPOCH}.ckpt"))
-               ["global_step"].asnumpy().reshape(-1)[0]) == 2 * STEPS_PER_EPOCH
 
 
 def _one_line_exit_2(proc: subprocess.CompletedProcess, *needles: str) -> None:
@@ -186,6 +193,15 @@ def test_wrong_checkpoint_exits_2(trained, fashion_mnist_folder, arch_yaml):
     args[args.index("--arch"):args.index("--arch") + 2] = ["--model", "shufflenet_v2_x0_5"]
     _one_line_exit_2(_run("validate.py", args + ["--ckpt_path", save_dir / "best.ckpt"]),
                      "best.ckpt", "does not fit")
+
+
+@pytest.mark.slow
+def test_resume_from_another_arch_exits_2(trained, fashion_mnist_folder, arch_yaml, tmp_path):
+    save_dir, _ = trained
+    args = _common(fashion_mnist_folder, arch_yaml, tmp_path)
+    args[args.index("--arch"):args.index("--arch") + 2] = ["--model", "shufflenet_v2_x0_5"]
+    _one_line_exit_2(_run("train.py", args + ["--ckpt_path", save_dir / "best.ckpt", "--resume_opt", "True"]),
+                     "best.ckpt", "saved from arch s8-w16.32.64-d1.2.1-l64")
 
 
 @pytest.mark.slow

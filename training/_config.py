@@ -1,7 +1,7 @@
 """The training recipe's keys: defaults, YAML + command line merge, unknown-key errors.
 
 Key names are MindCV's (configs/shufflenetv2/*.yaml load as they are) plus a few of ours
-(``arch``, ``device_id``, ``subset``, ``val_subset``, ``resume_opt``, ``max_steps``, ``export``,
+(``arch``, ``device_id``, ``subset``, ``val_subset``, ``resume_opt``, ``auto_resume``, ``max_steps``, ``export``,
 ``diverge_loss``). Every key is a command-line flag of the same name; the command line wins
 over the YAML file, which wins over the defaults here.
 """
@@ -64,6 +64,7 @@ class TrainConfig:
     pretrained: bool = False
     ckpt_path: str = ""
     resume_opt: bool = False
+    auto_resume: bool = False
     keep_checkpoint_max: int = 10
     ckpt_save_dir: str = "./ckpt"
     ckpt_save_interval: int = 1
@@ -152,8 +153,9 @@ def _validate(c: TrainConfig) -> None:
         raise UserError("pretrained True would download weights; pass a local checkpoint with --ckpt_path instead")
     if c.dataset_download:
         raise UserError("dataset_download True is not supported; give a local --data_dir")
-    if c.resume_opt and not c.ckpt_path:
-        raise UserError("resume_opt True needs --ckpt_path (the checkpoint to resume from)")
+    if c.resume_opt and not c.ckpt_path and not c.auto_resume:
+        raise UserError("resume_opt True needs --ckpt_path (the checkpoint to resume from), "
+                        "or --auto_resume True to take the newest one in ckpt_save_dir")
     if c.num_classes is not None and c.num_classes < 1:
         raise UserError(f"num_classes must be positive, got {c.num_classes}")
 

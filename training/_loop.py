@@ -34,7 +34,7 @@ from space import Arch, UserError, build, reference_model, reference_name, resol
 from space._runtime import configure
 
 from ._amp import apply_amp, resolve_amp
-from ._checkpoint import CheckpointManager, restore
+from ._checkpoint import CheckpointManager, ResumeState, RunState, latest_checkpoint, optimizer_kind, restore
 from ._config import TrainConfig, make_config
 from ._distributed import Context, all_reduce_sum, init_distributed, shard_overlap
 from ._export import export_network
@@ -226,16 +226,14 @@ def _run(cfg: TrainConfig, ctx: Context, arch: Arch, label: str, save_dir: Path,
     lrs = lr_schedule(cfg.lr, steps_per_epoch, cfg.epoch_size, cfg.warmup_epochs, cfg.decay_epochs, cfg.min_lr,
                       cfg.warmup_factor, cfg.scheduler, cfg.lr_epoch_stair)
     opt = create_optimizer(net.trainable_params(), cfg, lrs, loss_scale=cfg.loss_scale)
-    start_epoch, global_step = 0, 0
-    if cfg.ckpt_path:
-        state = restore(cfg.ckpt_path, net, opt if cfg.resume_opt else None)
-        if state is not None:
-            start_epoch, global_step = min(state.epoch, cfg.epoch_size), state.global_step
-            log.event("resume", f"resumed from {cfg.ckpt_path}: epoch {state.epoch} done, global step "
-                      f"{global_step}, next lr {lrs[min(global_step, len(lrs) - 1)]:.6g}",
-                      epoch=state.epoch, global_step=global_step)
-        else:
-            log.note(f"loaded weights from {cfg.ckpt_path} (optimizer starts fresh; --resume_opt True resumes it)")
+    run_state = RunState(epoch=0, global_step=0, steps_per_epoch=steps_per_epoch, arch_key=arch.key,
+                         arch_name=arch.name, num_classes=num_classes, optimizer=optimizer_kind(cfg.use_nesterov),
+                         loss_scale=cfg.loss_scale, seed=cfg.seed)
+    resumed = _resume(cfg, save_dir, label, net, opt, run_state, steps_per_epoch, lrs, log)
+    start_epoch, global_step = resumed.epoch, resumed.global_step
+    best_top1, best_epoch = resumed.best_top1, resumed.best_epoch
+    if ctx.distributed:
+        _check_ranks_agree(global_step, ctx)
     if ctx.distributed and train_loader.sampler is not None:
         sampler = train_loader.sampler
         overlap = shard_overlap(sampler.indices(start_epoch), sampler.total, ctx)
@@ -246,7 +244,7 @@ def _run(cfg: TrainConfig, ctx: Context, arch: Arch, label: str, save_dir: Path,
             raise RuntimeError(f"{overlap} training images are in more than one rank's shard")
     train_step = nn.TrainOneStepCell(NetWithLoss(net, create_loss(cfg.label_smoothing)), opt, sens=cfg.loss_scale)
     eval_net = EvalNet(net)
-    ckpts = CheckpointManager(save_dir, label, cfg.keep_checkpoint_max) if ctx.is_main else None
+    ckpts = CheckpointManager(save_dir, label, cfg.keep_checkpoint_max, best_top1) if ctx.is_main else None
     bound = cfg.diverge_loss if cfg.diverge_loss is not None else 10.0 * math.log(max(num_classes, 2))
     global_batch = cfg.batch_size * ctx.group_size
 
@@ -254,12 +252,10 @@ def _run(cfg: TrainConfig, ctx: Context, arch: Arch, label: str, save_dir: Path,
     step_times: List[float] = []
     first_step_s: Optional[float] = None
     last_eval: Optional[EvalMetrics] = None
-    best: Optional[EpochMetrics] = None
     stopped_cb = stopped_steps = False
     epoch = start_epoch
-    train_loader.set_epoch(start_epoch)
-    iterator = train_loader.dataset.create_tuple_iterator(num_epochs=max(cfg.epoch_size - start_epoch, 1))
     for epoch in range(start_epoch + 1, cfg.epoch_size + 1):
+        iterator = train_loader.epoch_iterator(epoch - 1)
         train_step.set_train(True)
         epoch_start = time.perf_counter()
         window: List[float] = []
@@ -320,12 +316,16 @@ def _run(cfg: TrainConfig, ctx: Context, arch: Arch, label: str, save_dir: Path,
                     f"({last_eval.count} images, {eval_s:.1f} s)" if row.top1 is not None else "")
         log.event("epoch", f"epoch {epoch}/{cfg.epoch_size} done: train loss {row.train_loss:.4f}{val_text} "
                   f"epoch time {epoch_s:.1f} s", **asdict(row), eval_s=eval_s)
-        if ckpts is not None and (epoch % cfg.ckpt_save_interval == 0 or last_epoch):
-            ckpts.save_epoch(net, opt, epoch, steps_per_epoch)
-            if row.top1 is not None and ckpts.save_best(net, opt, epoch, steps_per_epoch, row.top1):
-                best = row
-        elif row.top1 is not None and (best is None or row.top1 > best.top1):
-            best = row
+        improved = row.top1 is not None and (best_top1 is None or row.top1 > best_top1)
+        if improved:
+            best_top1, best_epoch = row.top1, epoch
+        if ckpts is not None:
+            state = replace(run_state, epoch=epoch, global_step=global_step, best_top1=best_top1,
+                            best_epoch=best_epoch)
+            if epoch % cfg.ckpt_save_interval == 0 or last_epoch:
+                ckpts.save_epoch(net, opt, state)
+            if improved:
+                ckpts.save_best(net, opt, state, row.top1)
         if row.top1 is not None:
             metrics = {k: v for k, v in asdict(row).items() if v is not None}
             if any(cb(epoch, metrics) for cb in callbacks):
@@ -344,9 +344,60 @@ def _run(cfg: TrainConfig, ctx: Context, arch: Arch, label: str, save_dir: Path,
         loss=last_eval.loss if last_eval else None, curve=curve,
         img_per_s=global_batch / statistics.median(step_times) if step_times else None, compile_s=compile_s,
         epochs=epoch if curve else start_epoch, global_step=global_step,
-        best_top1=best.top1 if best else None, best_epoch=best.epoch if best else None,
+        best_top1=best_top1, best_epoch=best_epoch,
         stopped_by_callback=stopped_cb, stopped_by_max_steps=stopped_steps, ckpt_dir=str(save_dir), network=net)
     return _finish(cfg, ctx, net, label, save_dir, log, result, val_loader, evaluated=last_eval is not None)
+
+
+def _resume(cfg: TrainConfig, save_dir: Path, label: str, net, opt, run_state: RunState, steps_per_epoch: int,
+            lrs: Sequence[float], log: RunLog) -> ResumeState:
+    """Restore what ``ckpt_path`` (or, with ``auto_resume``, the newest checkpoint in ``save_dir``) holds."""
+    from mindspore import Tensor
+
+    path: Optional[Path] = Path(cfg.ckpt_path) if cfg.ckpt_path else None
+    with_optimizer = cfg.resume_opt
+    if cfg.auto_resume:
+        found, skipped = latest_checkpoint(save_dir, label)
+        for note in skipped:
+            log.note(f"auto_resume: skipping {note}")
+        if found is not None:
+            path, with_optimizer = found, True
+        else:
+            log.note(f"auto_resume: no checkpoint of {label} in {save_dir}; "
+                     + (f"starting from {path}" if path else "starting a new run"))
+    if path is None:
+        return ResumeState(epoch=0, global_step=0)
+    state = restore(path, net, opt if with_optimizer else None, expected=run_state)
+    if state is None:
+        log.note(f"loaded weights from {path} (optimizer starts fresh; --resume_opt True resumes it)")
+        return ResumeState(epoch=0, global_step=0)
+    if not state.optimizer_restored:
+        log.note(f"{path} holds weights only (no optimizer state): training them from epoch 0 "
+                 "with a fresh optimizer")
+        return ResumeState(epoch=0, global_step=0)
+    if state.global_step != state.epoch * steps_per_epoch:
+        # Another batch size, subset or device count than the saved run: continue the schedule
+        # at the epoch boundary of this run's steps.
+        log.note(f"{path} was saved at step {state.global_step} of epoch {state.epoch}; with "
+                 f"{steps_per_epoch} steps per epoch now, continuing at step {state.epoch * steps_per_epoch}")
+        state = replace(state, global_step=state.epoch * steps_per_epoch)
+        opt.global_step.set_data(Tensor(np.full(opt.global_step.shape, state.global_step, dtype=np.int32)))
+    epoch = min(state.epoch, cfg.epoch_size)
+    log.event("resume", f"resumed from {path}: epoch {state.epoch} done, global step {state.global_step}, "
+              f"next lr {lrs[min(state.global_step, len(lrs) - 1)]:.6g}"
+              + (f", best top1 so far {state.best_top1:.2f} (epoch {state.best_epoch})"
+                 if state.best_top1 is not None else ""),
+              epoch=state.epoch, global_step=state.global_step, path=str(path), best_top1=state.best_top1)
+    return replace(state, epoch=epoch)
+
+
+def _check_ranks_agree(global_step: int, ctx: Context) -> None:
+    """Every rank must resume at the same step (e.g. auto_resume on hosts without a shared folder)."""
+    mean = float(all_reduce_sum(np.array([global_step]), ctx)[0]) / ctx.group_size
+    spread = float(all_reduce_sum(np.array([(global_step - mean) ** 2]), ctx)[0])
+    if spread > 0.0:
+        raise UserError(f"the ranks resume from different steps (this rank: {global_step}, mean {mean:g}); "
+                        "give every rank the same checkpoint (--ckpt_path, or a ckpt_save_dir they share)")
 
 
 def _finish(cfg, ctx, net, label, save_dir, log, result: TrainResult, val_loader, evaluated: bool) -> TrainResult:

@@ -102,10 +102,24 @@ class Loader:
     skipped: Tuple[str, ...] = ()     # image files left out because they cannot be decoded
     sampler: Optional[ShardSampler] = field(default=None, repr=False)
 
+    seed: int = 0
+
     def set_epoch(self, epoch: int) -> None:
         """Make the next pass use ``epoch``'s shuffle (for a resumed run); no effect unshuffled."""
         if self.sampler is not None:
             self.sampler.set_epoch(epoch)
+
+    def epoch_iterator(self, epoch: int):
+        """A one-pass tuple iterator over epoch ``epoch`` (0-based) whose order and augmentation
+        depend only on (seed, epoch): epoch 5 of a resumed run sees exactly what epoch 5 of an
+        uninterrupted run saw."""
+        import mindspore.dataset as ds
+
+        epoch_seed = int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0])
+        ds.config.set_seed(epoch_seed)  # the random vision ops take their seeds when the iterator starts
+        np.random.seed(epoch_seed)      # random erasing is a Python op drawing from NumPy's global RNG
+        self.set_epoch(epoch)
+        return self.dataset.create_tuple_iterator(num_epochs=1)
 
 
 def num_classes_of(cfg: DataConfig) -> int:
@@ -165,7 +179,7 @@ def create_loader(cfg: DataConfig, split: str, *, training: bool,
     pipeline = pipeline.batch(cfg.batch_size, drop_remainder=drop)
     return Loader(dataset=pipeline, num_classes=len(class_names), num_samples=num_samples,
                   num_batches=num_batches, class_names=list(class_names), skipped=skipped,
-                  sampler=sampler)
+                  sampler=sampler, seed=cfg.seed)
 
 
 def _require(ok: bool, message: str) -> None:
