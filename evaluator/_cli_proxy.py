@@ -7,7 +7,7 @@ import json
 
 from space import resolve_arch
 
-from .proxy import DEFAULT_PROXY, PROXIES, TRAIN_DEFAULTS, score, train_score
+from .proxy import DEFAULT_PROXY, PROXIES, TRAIN_DEFAULTS, TRAINING_PROXIES, score, train_score
 
 NAME = "proxy"
 HELP = "score an arch (reference name or YAML file) with a proxy of accuracy"
@@ -43,10 +43,11 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 2:
         raise UserError(f"--batch-size must be at least 2, got {args.batch_size}")
     arch = resolve_arch(args.arch)
-    if args.proxy == "train":
+    if args.proxy in TRAINING_PROXIES:
         result = train_score(arch, args.data, epochs=args.epochs, subset=args.subset, val_subset=args.val_subset,
                              seed=args.seed, resolution=args.resolution, batch_size=args.batch_size,
-                             warmup_epochs=args.warmup_epochs, **({"recipe": args.recipe} if args.recipe else {}))
+                             warmup_epochs=args.warmup_epochs, signal=args.proxy,
+                             **({"recipe": args.recipe} if args.recipe else {}))
     else:
         result = score(arch, args.proxy, args.data, seed=args.seed, resolution=args.resolution,
                        batch_size=args.batch_size)

@@ -9,6 +9,12 @@ Proxies (higher is better for all):
     params, flops                      baselines from the analytic cost model (`space.cost`)
     train                              short training with the recipe (`training.train`): val top-1;
                                        the default (DEFAULT_PROXY, TRAIN_DEFAULTS), by calibration
+    tse                                the same short training: minus the mean training loss over all
+                                       its steps (the training-speed estimate, TSE, of Ru et al. 2021)
+
+Every training proxy records all signals of its run in ``settings``: val top-1 and top-5, the
+val curve, ``tse`` (summed step losses), ``tse_per_step`` and ``final_train_loss`` (mean loss
+of the last tenth of the steps).
 
 Data is ``"fashion_mnist"`` (the built-in real dataset), a path to an ImageNet-style folder,
 or a `training.data.DataConfig`; the batch comes from the training data pipeline with the
@@ -35,7 +41,8 @@ TRAIN_DEFAULTS: Dict[str, Any] = {"epochs": 1, "subset": 1600, "val_subset": 200
                                   "resolution": 64, "warmup_epochs": 0}
 ZERO_COST = tuple(NETWORK_PROXIES)
 BASELINES = ("params", "flops")
-PROXIES = ZERO_COST + BASELINES + ("train",)
+TRAINING_PROXIES = ("train", "tse")  # one short training; val top-1 or minus the mean training loss
+PROXIES = ZERO_COST + BASELINES + TRAINING_PROXIES
 _RECIPES = Path(__file__).resolve().parent.parent / "configs" / "shufflenetv2"
 # The recipe the train proxy shortens unless told: x0_5's, in the form made for the data.
 PROXY_RECIPES = {"imagenet": _RECIPES / "shufflenet_v2_0.5_ascend.yaml",
@@ -96,8 +103,8 @@ def score(arch: Arch, proxy: str, data: DataLike = "fashion_mnist", *, seed: int
         raise UserError(f"proxy resolution must be at least 32 px, got {resolution}")
     settings = {"data": str(data) if not hasattr(data, "dataset") else data.dataset, "seed": seed,
                 "resolution": resolution, "batch_size": batch_size}
-    if proxy == "train":
-        return train_score(arch, data, resolution=resolution, batch_size=batch_size, seed=seed)
+    if proxy in TRAINING_PROXIES:
+        return train_score(arch, data, resolution=resolution, batch_size=batch_size, seed=seed, signal=proxy)
     start = time.perf_counter()
     if proxy in BASELINES:
         c = cost(arch, resolution)
@@ -130,7 +137,7 @@ def train_score(arch: Arch, data: DataLike = "fashion_mnist", *, epochs: int = T
                 subset: Optional[int] = TRAIN_DEFAULTS["subset"],
                 val_subset: Optional[int] = TRAIN_DEFAULTS["val_subset"], seed: int = 0, lr: Optional[float] = None,
                 warmup_epochs: int = TRAIN_DEFAULTS["warmup_epochs"], recipe: Union[str, Path, None] = None,
-                on_epoch: Optional[Callable[[int, float], bool]] = None) -> ProxyResult:
+                on_epoch: Optional[Callable[[int, float], bool]] = None, signal: str = "train") -> ProxyResult:
     """Short training with the recipe (one recipe: `training.train`), shortened; value = last val top-1.
 
     The recipe's schedule is kept in shape: linear warm-up (``warmup_epochs``, per step) then
@@ -138,7 +145,8 @@ def train_score(arch: Arch, data: DataLike = "fashion_mnist", *, epochs: int = T
     linearly from its global batch (`recipe_global_batch`) to ``batch_size``. ``subset``
     training images and ``val_subset`` val images (None: as many as ``subset``), class-balanced
     and seeded; a fixed, larger val set makes top-1 less noisy at little cost. ``on_epoch(epoch,
-    top1)`` returning True stops after that epoch (an Optuna pruner);
+    top1)`` returning True stops after that epoch (an Optuna pruner); ``signal`` picks the value:
+    ``"train"`` the last val top-1, ``"tse"`` minus the mean training loss over all steps;
     `training.TrainingDiverged` is raised on a NaN or diverging loss.
     ``recipe`` defaults to x0_5's recipe for the data (`PROXY_RECIPES`): its lr, optimizer, loss
     and augmentation; the ImageNet one's crops down to 8 % of the image, which on Fashion-MNIST's
@@ -151,6 +159,8 @@ def train_score(arch: Arch, data: DataLike = "fashion_mnist", *, epochs: int = T
 
     from training import make_config, train
 
+    if signal not in TRAINING_PROXIES:
+        raise UserError(f"unknown training-proxy signal {signal!r}; choose one of {', '.join(TRAINING_PROXIES)}")
     if epochs < 1:
         raise UserError(f"proxy epochs must be at least 1, got {epochs}")
     if warmup_epochs < 0:
@@ -178,6 +188,15 @@ def train_score(arch: Arch, data: DataLike = "fashion_mnist", *, epochs: int = T
                 "val_subset": val_subset, "lr": scaled_lr, "warmup_epochs": warmup, "recipe": str(recipe),
                 "top5": result.top5, "loss": result.loss, "img_per_s": result.img_per_s,
                 "compile_s": result.compile_s, "stopped_by_callback": result.stopped_by_callback,
+                "top1": result.top1, "tse": result.loss_sum, "steps": result.loss_steps,
+                "tse_per_step": result.loss_sum / result.loss_steps if result.loss_steps else None,
+                "final_train_loss": result.final_train_loss,
                 "curve": [{"epoch": r.epoch, "top1": r.top1, "top5": r.top5, "val_loss": r.val_loss,
                            "train_loss": r.train_loss} for r in result.curve]}
-    return ProxyResult("train", float(result.top1), time.perf_counter() - start, arch.name, settings)
+    if signal == "tse":
+        if settings["tse_per_step"] is None:
+            raise UserError("the tse proxy needs at least one training step; raise subset or epochs")
+        value = -float(settings["tse_per_step"])
+    else:
+        value = float(result.top1)
+    return ProxyResult(signal, value, time.perf_counter() - start, arch.name, settings)

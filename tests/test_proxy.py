@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evaluator.proxy import (BASELINES, DEFAULT_PROXY, PROXIES, TRAIN_DEFAULTS, ZERO_COST, recipe_global_batch,
-                             score, train_score)
+from evaluator.proxy import (BASELINES, DEFAULT_PROXY, PROXIES, TRAIN_DEFAULTS, TRAINING_PROXIES, ZERO_COST,
+                             recipe_global_batch, score, train_score)
 from space import Arch, UserError, cost
 
 
-@pytest.mark.parametrize("proxy", [p for p in PROXIES if p != "train"])
+@pytest.mark.parametrize("proxy", [p for p in PROXIES if p not in TRAINING_PROXIES])
 def test_each_proxy_is_finite_and_deterministic(tiny_arch, proxy):
     first = score(tiny_arch, proxy, "fashion_mnist", seed=3, resolution=32, batch_size=32)
     again = score(tiny_arch, proxy, "fashion_mnist", seed=3, resolution=32, batch_size=32)
@@ -31,7 +31,7 @@ def test_seed_changes_network_proxies(tiny_arch):
 def test_baselines_come_from_the_cost_model(tiny_arch):
     assert score(tiny_arch, "params", resolution=32).value == cost(tiny_arch, 32).params
     assert score(tiny_arch, "flops", resolution=64).value == cost(tiny_arch, 64).flops
-    assert set(BASELINES) | set(ZERO_COST) | {"train"} == set(PROXIES)
+    assert set(BASELINES) | set(ZERO_COST) | set(TRAINING_PROXIES) == set(PROXIES)
 
 
 def test_naswot_grows_with_distinguishable_activations(tiny_arch):
@@ -70,6 +70,21 @@ def test_short_training_proxy_reports_each_epoch_and_can_stop(tiny_arch):
     assert len(result.settings["curve"]) == 2
     assert result.value == seen[-1][1] and 0 <= result.value <= 100
     assert result.settings["lr"] == pytest.approx(0.05)  # the Fashion-MNIST recipe's, set for batch 64
+    # The free signals of the same run: 2 epochs of 600 // 64 = 9 steps each.
+    losses = [c["train_loss"] for c in result.settings["curve"]]
+    assert result.settings["steps"] == 18
+    assert result.settings["tse"] == pytest.approx(9 * sum(losses), rel=1e-6)  # sum of step losses
+    assert result.settings["tse_per_step"] == pytest.approx(result.settings["tse"] / 18)
+    assert 0 < result.settings["final_train_loss"] < 10
+
+
+@pytest.mark.slow
+def test_tse_proxy_is_minus_the_mean_step_loss(tiny_arch):
+    result = train_score(tiny_arch, "fashion_mnist", epochs=1, subset=128, val_subset=64, batch_size=64,
+                         signal="tse")
+    assert result.proxy == "tse" and result.settings["steps"] == 2
+    assert result.value == pytest.approx(-result.settings["tse"] / 2) and math.isfinite(result.value)
+    assert 0 <= result.settings["top1"] <= 100  # the val top-1 of the same run is recorded too
 
 
 def test_lr_is_scaled_from_the_global_batch_the_recipe_was_set_for():

@@ -86,6 +86,11 @@ class TrainResult:
     global_step: int
     best_top1: Optional[float] = None
     best_epoch: Optional[int] = None
+    # Training-speed signals of this process's steps (Ru et al. 2021, "Speedy performance estimation
+    # for neural architecture search"): the summed training loss and the loss of the last tenth.
+    loss_sum: float = 0.0
+    loss_steps: int = 0
+    final_train_loss: Optional[float] = None
     stopped_by_callback: bool = False
     stopped_by_max_steps: bool = False
     ckpt_dir: Optional[str] = None
@@ -254,6 +259,7 @@ def _run(cfg: TrainConfig, ctx: Context, arch: Arch, label: str, save_dir: Path,
     last_eval: Optional[EvalMetrics] = None
     stopped_cb = stopped_steps = False
     epoch = start_epoch
+    all_losses: List[float] = []
     for epoch in range(start_epoch + 1, cfg.epoch_size + 1):
         iterator = train_loader.epoch_iterator(epoch - 1)
         train_step.set_train(True)
@@ -283,6 +289,7 @@ def _run(cfg: TrainConfig, ctx: Context, arch: Arch, label: str, save_dir: Path,
             window.append(loss)
             window_steps += 1
             epoch_losses.append(loss)
+            all_losses.append(loss)
             log.progress(epoch, step, steps_per_epoch)
             if step % cfg.log_interval == 0 or step == steps_per_epoch:
                 elapsed = time.perf_counter() - window_start
@@ -344,7 +351,8 @@ def _run(cfg: TrainConfig, ctx: Context, arch: Arch, label: str, save_dir: Path,
         loss=last_eval.loss if last_eval else None, curve=curve,
         img_per_s=global_batch / statistics.median(step_times) if step_times else None, compile_s=compile_s,
         epochs=epoch if curve else start_epoch, global_step=global_step,
-        best_top1=best_top1, best_epoch=best_epoch,
+        best_top1=best_top1, best_epoch=best_epoch, loss_sum=float(np.sum(all_losses)), loss_steps=len(all_losses),
+        final_train_loss=float(np.mean(all_losses[-max(1, len(all_losses) // 10):])) if all_losses else None,
         stopped_by_callback=stopped_cb, stopped_by_max_steps=stopped_steps, ckpt_dir=str(save_dir), network=net)
     return _finish(cfg, ctx, net, label, save_dir, log, result, val_loader, evaluated=last_eval is not None)
 
