@@ -4,12 +4,14 @@ Five stages, each resumable, each writing under bench/results/proxy_calibration/
 
     python bench/proxy_calibration.py select    # archs in latency-matched groups (measured)   -> archs.json
     python bench/proxy_calibration.py truth     # ground truth: the recipe, 10x the proxy's budget -> truth.json
+    python bench/proxy_calibration.py long_truth  # long ground truth: full train set, 3 seeds -> long_truth.json
     python bench/proxy_calibration.py proxies   # every proxy on every arch -> zero_cost.json, train_proxies.json
     python bench/proxy_calibration.py timing    # seconds per arch of each proxy, idle machine  -> timing.json
     python bench/proxy_calibration.py report    # Kendall tau / Spearman rho, overall and in groups -> report.json/.md
 
-`truth`, `proxies` and `timing` take ``--archs KEY,...`` (re-run a subset) and skip what is already in
-their file with the same settings, so an interrupted run continues where it stopped. The
+`truth`, `long_truth`, `proxies` and `timing` take ``--archs KEY,...`` (re-run a subset) and skip what is
+already in their file with the same settings, so an interrupted run continues where it stopped
+(`long_truth` also resumes a killed training from its epoch checkpoints in ``ckpt/``). The
 settings (SETTINGS below) are written into every file; change them and the old rows no
 longer count.
 """
@@ -42,6 +44,11 @@ SETTINGS: Dict[str, Any] = {
     # short-training proxies, each 1/10 of the truth's images seen; batch 32 doubles the steps at the same img/s
     "train_proxies": {"train_1ep": {"epochs": 1, "subset": 1600, "batch_size": 32, "warmup_epochs": 0},
                       "train_2ep": {"epochs": 2, "subset": 800, "batch_size": 32, "warmup_epochs": 1}},
+    # The long ground truth: every image of the train set for several epochs (>= 10x the images
+    # the proxy sees, see BENCHMARKS.md for why these epochs), top-1 on all 10,000 test images,
+    # 3 seeds; x1_5 and x2_0 join for the one ranking known on ImageNet (x0_5 < x1_0 < x1_5 < x2_0).
+    "long_truth": {"epochs": 3, "subset": None, "val_subset": None, "batch_size": 64, "warmup_epochs": 1,
+                   "seeds": [0, 1, 2], "extra_references": ["x1_5", "x2_0"]},
     "train_proxy_seeds": [0],  # what a search computes; the zero-cost proxies are cheap enough for two
     "zero_cost": {"proxies": ["naswot", "synflow", "grad_norm", "snip", "params", "flops"], "seeds": [0, 1],
                   "batch_size": 64},
@@ -66,13 +73,17 @@ def _save(name: str, data: Dict[str, Any]) -> None:
     os.replace(tmp, _path(name))  # atomic: an interrupted run never leaves half a file
 
 
-def _archs(only: Optional[str]) -> List[Dict[str, Any]]:
-    from space import Arch
+def _archs(only: Optional[str], extra_references: Sequence[str] = ()) -> List[Dict[str, Any]]:
+    """The grouped archs of archs.json (and ``extra_references`` by name, group None)."""
+    from space import Arch, resolve_arch
 
     data = _load("archs")
     if not data:
         sys.exit("no archs.json yet: run `python bench/proxy_calibration.py select` first")
     rows = [r for r in data["archs"] if r.get("group") is not None]
+    for name in extra_references:
+        arch = resolve_arch(name)
+        rows.append({"name": arch.name, "key": arch.key, "arch": arch.to_dict(), "group": None, "reference": name})
     if only:
         wanted = set(only.split(","))
         rows = [r for r in rows if r["key"] in wanted or r["name"] in wanted]
@@ -168,16 +179,23 @@ def select(args: argparse.Namespace) -> None:
 
 # ---------------------------------------------------------------- truth and proxies
 
-def _train(arch, *, epochs: int, subset: int, seed: int, batch_size: Optional[int] = None,
-           warmup_epochs: int = 1) -> Dict[str, Any]:
+_VAL_DEFAULT = object()
+
+
+def _train(arch, *, epochs: int, subset: Optional[int], seed: int, batch_size: Optional[int] = None,
+           warmup_epochs: int = 1, val_subset: Any = _VAL_DEFAULT, ckpt_dir: Optional[Path] = None) -> Dict[str, Any]:
+    """One training with the recipe: the last val top-1 and the free signals of the same run."""
     from evaluator.proxy import train_score
 
     s = SETTINGS
     r = train_score(arch, s["data"], epochs=epochs, resolution=s["resolution"],
-                    batch_size=batch_size or s["batch_size"], subset=subset, val_subset=s["val_subset"], seed=seed,
-                    recipe=s["recipe"], warmup_epochs=warmup_epochs)
+                    batch_size=batch_size or s["batch_size"], subset=subset,
+                    val_subset=s["val_subset"] if val_subset is _VAL_DEFAULT else val_subset, seed=seed,
+                    recipe=s["recipe"], warmup_epochs=warmup_epochs, ckpt_dir=ckpt_dir)
     return {"value": r.value, "seconds": r.seconds, "img_per_s": r.settings["img_per_s"],
-            "compile_s": r.settings["compile_s"], "curve": [c["top1"] for c in r.settings["curve"]]}
+            "compile_s": r.settings["compile_s"], "curve": [c["top1"] for c in r.settings["curve"]],
+            "tse_per_step": r.settings["tse_per_step"], "final_train_loss": r.settings["final_train_loss"],
+            "train_loss_curve": [c["train_loss"] for c in r.settings["curve"]]}
 
 
 def _run_rows(name: str, settings: Dict[str, Any], jobs: List[tuple], run: Callable[..., Dict[str, Any]]) -> None:
@@ -204,6 +222,21 @@ def truth(args: argparse.Namespace) -> None:
     jobs = [(row, "truth", seed, {"epochs": t["epochs"], "subset": t["subset"], "warmup_epochs": t["warmup_epochs"]})
             for seed in t["seeds"] for row in _archs(args.archs)]
     _run_rows("truth", settings, jobs, _train)
+
+
+def long_truth(args: argparse.Namespace) -> None:
+    t = SETTINGS["long_truth"]
+    settings = {k: SETTINGS[k] for k in ("data", "resolution", "recipe", "long_truth")}
+    rows = _archs(args.archs, t["extra_references"] if not args.archs else ())
+
+    def run(arch, *, seed: int) -> Dict[str, Any]:
+        # Epoch checkpoints outside git: a killed training resumes where it stopped.
+        return _train(arch, epochs=t["epochs"], subset=t["subset"], seed=seed, batch_size=t["batch_size"],
+                      warmup_epochs=t["warmup_epochs"], val_subset=t["val_subset"],
+                      ckpt_dir=OUT / "ckpt" / f"{arch.key}-seed{seed}")
+
+    jobs = [(row, "long_truth", seed, {}) for seed in t["seeds"] for row in rows]
+    _run_rows("long_truth", settings, jobs, run)
 
 
 def _zero_cost(arch, *, seed: int, proxy: str) -> Dict[str, Any]:
@@ -298,11 +331,12 @@ def _agreement(values: Dict[str, float], truth_: Dict[str, float], groups: Dict[
     return out
 
 
-def _mean_by_key(rows: List[Dict[str, Any]], label: str, seeds: Optional[Sequence[int]] = None) -> Dict[str, float]:
+def _mean_by_key(rows: List[Dict[str, Any]], label: str, seeds: Optional[Sequence[int]] = None,
+                 field: str = "value", sign: float = 1.0) -> Dict[str, float]:
     acc: Dict[str, List[float]] = {}
     for r in rows:
-        if r["label"] == label and (seeds is None or r["seed"] in seeds):
-            acc.setdefault(r["key"], []).append(r["value"])
+        if r["label"] == label and (seeds is None or r["seed"] in seeds) and r.get(field) is not None:
+            acc.setdefault(r["key"], []).append(sign * r[field])
     return {k: float(np.mean(v)) for k, v in acc.items()}
 
 
@@ -314,54 +348,98 @@ def _seconds_by_label(rows: List[Dict[str, Any]], seeds: Sequence[int]) -> Dict[
     return {k: float(np.median(v)) for k, v in acc.items()}
 
 
+# Free signals of the same short training (recorded since the TSE change; minus: lower loss is better).
+_SIGNALS = {"tse": ("tse_per_step", -1.0), "final_loss": ("final_train_loss", -1.0)}
+
+
+def _truth(rows: List[Dict[str, Any]], label: str, seeds: Sequence[int], keys: Sequence[str]):
+    """(mean over seeds, per-seed values) for the archs every seed has finished."""
+    per_seed = {s: _mean_by_key(rows, label, [s]) for s in seeds}
+    complete = [k for k in keys if all(k in per_seed[s] for s in seeds)]
+    return {k: float(np.mean([per_seed[s][k] for s in seeds])) for k in complete}, per_seed
+
+
+def _seed_agreement(per_seed: Dict[int, Dict[str, float]], groups: Dict[str, int]) -> Dict[str, Any]:
+    """Kendall tau of every pair of truth seeds (the truth's own repeatability), and their mean."""
+    seeds = sorted(per_seed)
+    pairs = {f"{a} vs {b}": _agreement(per_seed[b], per_seed[a], groups, resamples=500)
+             for i, a in enumerate(seeds) for b in seeds[i + 1:]}
+    taus = [p["kendall_tau"] for p in pairs.values()]
+    within = [p["within_groups_tau"] for p in pairs.values()]
+    return {"pairs": pairs, "mean_kendall_tau": float(np.mean(taus)) if taus else None,
+            "mean_within_groups_tau": float(np.mean(within)) if within else None}
+
+
+def _against(truth_: Dict[str, float], groups: Dict[str, int], archs: List[Dict[str, Any]],
+             timing_rows, zc_rows, tp_rows, seed0: int) -> Dict[str, Any]:
+    """Every proxy, signal and descriptor against one truth."""
+    out: Dict[str, Any] = {"proxies": {}}
+    seconds_idle = _seconds_by_label(timing_rows, [0])
+    for label in SETTINGS["zero_cost"]["proxies"] + list(SETTINGS["train_proxies"]):
+        rows = zc_rows if label in SETTINGS["zero_cost"]["proxies"] else tp_rows
+        seconds = seconds_idle.get(label, _seconds_by_label(rows, [seed0]).get(label))
+        signals = {"": ("value", 1.0)} if rows is zc_rows else {"": ("value", 1.0), **{
+            f":{name}": spec for name, spec in _SIGNALS.items()}}
+        for suffix, (field, sign) in signals.items():
+            first = _mean_by_key(rows, label, [seed0], field, sign)  # what a search computes: one seed
+            if len(first) < 3:
+                continue
+            out["proxies"][label + suffix] = {
+                "seconds_per_arch": seconds, "seed0": _agreement(first, truth_, groups),
+                "seeds": len({r["seed"] for r in rows if r["label"] == label}),
+                "mean_of_seeds": _agreement(_mean_by_key(rows, label, None, field, sign), truth_, groups)}
+    depth = {r["key"]: -float(sum(r["arch"]["depths"])) for r in archs if r["key"] in truth_}
+    out["descriptors"] = {"minus_total_depth": _agreement(depth, truth_, groups)}
+    return out
+
+
 def report(args: argparse.Namespace) -> None:
+    from space import Arch, REFERENCES, reference_name
+
     archs = _load("archs")["archs"]
     groups = {r["key"]: r["group"] for r in archs if r.get("group") is not None}
-    from space import Arch, reference_name
-
     names = {}
     for r in archs:  # the references by their name too: their ImageNet order is the one ranking known
         ref = reference_name(Arch.from_dict(r["arch"]))
         names[r["key"]] = r["name"] + (f" ({ref})" if ref else "")
-    truth_rows = _load("truth").get("rows", [])
-    seeds = SETTINGS["truth"]["seeds"]
-    per_seed = {s: _mean_by_key(truth_rows, "truth", [s]) for s in seeds}
-    complete = [k for k in groups if all(k in per_seed[s] for s in seeds)]
-    truth_ = {k: float(np.mean([per_seed[s][k] for s in seeds])) for k in complete}
-    groups = {k: g for k, g in groups.items() if k in truth_}
+    for name, ref in REFERENCES.items():
+        names.setdefault(ref.arch.key, f"{ref.arch.name} ({name})")
     zc_rows = _load("zero_cost").get("rows", [])
     tp_rows = _load("train_proxies").get("rows", [])
     timing_rows = _load("timing").get("rows", [])
-    labels = SETTINGS["zero_cost"]["proxies"] + list(SETTINGS["train_proxies"])
-    result: Dict[str, Any] = {"settings": SETTINGS, "machine": machine(), "archs": len(truth_),
-                              "truth_seed_agreement": _agreement(per_seed[seeds[1]], per_seed[seeds[0]], groups)
-                              if len(seeds) > 1 else None, "proxies": {}}
-    for label in labels:
-        rows = zc_rows if label in SETTINGS["zero_cost"]["proxies"] else tp_rows
-        # Idle-machine seconds (`timing`) where measured, else those of the run that gave the values.
-        seconds = _seconds_by_label(timing_rows, [0]).get(label, _seconds_by_label(rows, [seeds[0]]).get(label))
-        first = _mean_by_key(rows, label, [seeds[0]])  # what a search computes: one seed
-        if not first:
+    result: Dict[str, Any] = {"settings": SETTINGS, "machine": machine(), "truths": {}}
+    for which, label, seeds in (("long", "long_truth", SETTINGS["long_truth"]["seeds"]),
+                                ("short", "truth", SETTINGS["truth"]["seeds"])):
+        rows = _load(label).get("rows", [])
+        all_keys = {r["key"] for r in rows}
+        truth_all, per_seed = _truth(rows, label, seeds, sorted(all_keys))
+        truth_ = {k: v for k, v in truth_all.items() if k in groups}
+        if len(truth_) < 3:
             continue
-        result["proxies"][label] = {"seconds_per_arch": seconds, "seed0": _agreement(first, truth_, groups),
-                                    "seeds": len({r["seed"] for r in rows if r["label"] == label}),
-                                    "mean_of_seeds": _agreement(_mean_by_key(rows, label), truth_, groups)}
-    # Not a proxy: how much of the truth plain shallowness explains (the pilot saw depth lose at small inputs).
-    depth = {r["key"]: -float(sum(r["arch"]["depths"])) for r in archs if r["key"] in truth_}
-    result["descriptors"] = {"minus_total_depth": _agreement(depth, truth_, groups)}
-    result["truth"] = [{"key": k, "name": names[k], "group": groups[k], "top1": truth_[k],
-                        "top1_per_seed": [per_seed[s][k] for s in seeds]} for k in sorted(truth_, key=truth_.get)]
+        in_groups = {k: g for k, g in groups.items() if k in truth_}
+        section: Dict[str, Any] = {"archs": len(truth_), "seeds": seeds,
+                                   "seed_agreement": _seed_agreement(
+                                       {s: {k: v for k, v in per_seed[s].items() if k in truth_} for s in seeds},
+                                       in_groups) if len(seeds) > 1 else None}
+        section.update(_against(truth_, in_groups, archs, timing_rows, zc_rows, tp_rows, seeds[0]))
+        refs = [(name, truth_all.get(REFERENCES[name].arch.key)) for name in REFERENCES]
+        section["references"] = {name: v for name, v in refs}
+        known = [v for _, v in refs if v is not None]
+        section["references_in_imagenet_order"] = (len(known) == len(refs)
+                                                   and all(a < b for a, b in zip(known, known[1:])))
+        section["truth"] = [{"key": k, "name": names.get(k, k), "group": groups.get(k), "top1": truth_all[k],
+                             "top1_per_seed": [per_seed[s][k] for s in seeds]}
+                            for k in sorted(truth_all, key=truth_all.get)]
+        section["seconds_per_run"] = float(np.median([r["seconds"] for r in rows])) if rows else None
+        result["truths"][which] = section
     _save("report", result)
     (OUT / "report.md").write_text(_markdown(result))
     print(_markdown(result))
 
 
 def _markdown(result: Dict[str, Any]) -> str:
-    lines = [f"Proxy calibration, {result['archs']} archs, {result['machine']['date_utc']}, "
-             f"{result['machine']['cpu_model']} ({result['machine']['cpu_count']} cores)", "",
-             "| proxy | s/arch | tau [90 % interval] | rho | tau within groups [90 %] | mean rho in groups "
-             "| per group tau | tau, seeds averaged |",
-             "|---|---|---|---|---|---|---|---|"]
+    m = result["machine"]
+    lines = [f"Proxy calibration, {m['date_utc']}, {m['cpu_model']} ({m['cpu_count']} cores)", ""]
 
     def row(label: str, seconds: str, a: Dict[str, Any], averaged: str) -> str:
         per = " / ".join(f"{v['kendall_tau']:.2f}" for v in a["groups"].values())
@@ -370,18 +448,32 @@ def _markdown(result: Dict[str, Any]) -> str:
                 f"[{a['within_groups_tau_90'][0]:.2f}, {a['within_groups_tau_90'][1]:.2f}] | "
                 f"{a['within_group_mean_rho']:.2f} | {per} | {averaged} |")
 
-    for label, p in result["proxies"].items():
-        m = p["mean_of_seeds"]
-        lines.append(row(label, f"{p['seconds_per_arch']:.1f}", p["seed0"],
-                         f"{m['kendall_tau']:.2f}" if p["seeds"] > 1 else "-"))
-    if result["truth_seed_agreement"]:
-        lines.append(row("truth seed 1 vs seed 0", "", result["truth_seed_agreement"], "-"))
-    for label, a in result.get("descriptors", {}).items():
-        lines.append(row(f"({label})", "0", a, "-"))
-    lines += ["", "| arch | group | top-1 (mean) | per seed |", "|---|---|---|---|"]
-    for t in result["truth"]:
-        lines.append(f"| {t['name']} | {t['group']} | {t['top1']:.2f} | "
-                     f"{', '.join(f'{v:.2f}' for v in t['top1_per_seed'])} |")
+    for which, section in result["truths"].items():
+        lines += [f"### Against the {which} truth ({section['archs']} grouped archs, seeds {section['seeds']})", "",
+                  "| proxy | s/arch | tau [90 % interval] | rho | tau within groups [90 %] | mean rho in groups "
+                  "| per group tau | tau, seeds averaged |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for label, p in section["proxies"].items():
+            avg = p["mean_of_seeds"]
+            seconds = "-" if p["seconds_per_arch"] is None else f"{p['seconds_per_arch']:.1f}"
+            lines.append(row(label, seconds, p["seed0"], f"{avg['kendall_tau']:.2f}" if p["seeds"] > 1 else "-"))
+        agreement = section["seed_agreement"]
+        if agreement:
+            for pair, a in agreement["pairs"].items():
+                lines.append(row(f"truth seed {pair}", "", a, "-"))
+        for label, a in section["descriptors"].items():
+            lines.append(row(f"({label})", "0", a, "-"))
+        if agreement:
+            lines += ["", f"Truth seed-vs-seed Kendall tau, mean over pairs: {agreement['mean_kendall_tau']:.2f} "
+                          f"(within groups {agreement['mean_within_groups_tau']:.2f})."]
+        refs = ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} -" for k, v in section["references"].items())
+        lines += [f"References: {refs}; in ImageNet order: {section['references_in_imagenet_order']}.", "",
+                  "| arch | group | top-1 (mean) | per seed |", "|---|---|---|---|"]
+        for t in section["truth"]:
+            group = "-" if t["group"] is None else t["group"]
+            lines.append(f"| {t['name']} | {group} | {t['top1']:.2f} | "
+                         f"{', '.join(f'{v:.2f}' for v in t['top1_per_seed'])} |")
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -389,7 +481,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="stage", required=True)
     sub.add_parser("select", help="choose archs in latency-matched groups (measures latency)")
-    for name in ("truth", "proxies"):
+    for name in ("truth", "long_truth", "proxies"):
         p = sub.add_parser(name)
         p.add_argument("--archs", help="comma-separated arch keys or names (default: all selected)")
         if name == "proxies":
@@ -398,7 +490,9 @@ def main() -> int:
         "--archs", help="comma-separated arch keys or names (default: all selected)")
     sub.add_parser("report")
     args = parser.parse_args()
-    {"select": select, "truth": truth, "proxies": proxies, "timing": timing, "report": report}[args.stage](args)
+    stages = {"select": select, "truth": truth, "long_truth": long_truth, "proxies": proxies, "timing": timing,
+              "report": report}
+    stages[args.stage](args)
     return 0
 
 

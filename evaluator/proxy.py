@@ -137,7 +137,8 @@ def train_score(arch: Arch, data: DataLike = "fashion_mnist", *, epochs: int = T
                 subset: Optional[int] = TRAIN_DEFAULTS["subset"],
                 val_subset: Optional[int] = TRAIN_DEFAULTS["val_subset"], seed: int = 0, lr: Optional[float] = None,
                 warmup_epochs: int = TRAIN_DEFAULTS["warmup_epochs"], recipe: Union[str, Path, None] = None,
-                on_epoch: Optional[Callable[[int, float], bool]] = None, signal: str = "train") -> ProxyResult:
+                on_epoch: Optional[Callable[[int, float], bool]] = None, signal: str = "train",
+                ckpt_dir: Union[str, Path, None] = None) -> ProxyResult:
     """Short training with the recipe (one recipe: `training.train`), shortened; value = last val top-1.
 
     The recipe's schedule is kept in shape: linear warm-up (``warmup_epochs``, per step) then
@@ -148,6 +149,8 @@ def train_score(arch: Arch, data: DataLike = "fashion_mnist", *, epochs: int = T
     top1)`` returning True stops after that epoch (an Optuna pruner); ``signal`` picks the value:
     ``"train"`` the last val top-1, ``"tse"`` minus the mean training loss over all steps;
     `training.TrainingDiverged` is raised on a NaN or diverging loss.
+    ``ckpt_dir``: keep epoch checkpoints there and resume from the newest one, so a long
+    training that was killed continues where it stopped (default: a temporary folder, no resume).
     ``recipe`` defaults to x0_5's recipe for the data (`PROXY_RECIPES`): its lr, optimizer, loss
     and augmentation; the ImageNet one's crops down to 8 % of the image, which on Fashion-MNIST's
     28 px objects leaves a short run near chance.
@@ -179,7 +182,8 @@ def train_score(arch: Arch, data: DataLike = "fashion_mnist", *, epochs: int = T
             base, distribute=False, dataset=data_cfg.dataset, data_dir=data_cfg.data_dir, image_resize=resolution,
             batch_size=batch_size, subset=subset, val_subset=val_subset, seed=seed, epoch_size=epochs,
             warmup_epochs=warmup, decay_epochs=epochs - warmup, lr=scaled_lr, num_classes=None,
-            num_parallel_workers=2, ckpt_save_dir=tmp, keep_checkpoint_max=1, dataset_sink_mode=False,
+            num_parallel_workers=2, ckpt_save_dir=str(ckpt_dir or tmp), keep_checkpoint_max=1,
+            auto_resume=ckpt_dir is not None, ckpt_path="", resume_opt=False, dataset_sink_mode=False,
             log_interval=10**9, val_while_train=True, val_interval=1)
         callbacks = [] if on_epoch is None else [lambda epoch, metrics: bool(on_epoch(epoch, metrics["top1"]))]
         result = train(config, arch=arch, callbacks=callbacks, stream=io.StringIO())
