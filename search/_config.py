@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import yaml
 
@@ -71,6 +71,17 @@ class SearchConfig:
     proxy_warmup_epochs: int = 0
     proxy_lr: Optional[float] = None
     proxy_recipe: Optional[str] = None  # the recipe the train proxy shortens; None: x0_5's for the data
+    # final round: the proxy's top final_k and the references, trained longer on final_seeds
+    final_k: int = 3  # 0 turns the final round off (the verdict then rests on the proxy alone)
+    final_epochs: int = 2
+    final_subset: Optional[int] = 4000  # training images per epoch; None: the whole train split
+    final_val_subset: Optional[int] = None  # None: proxy_val_subset
+    final_resolution: Optional[int] = None  # None: proxy_resolution
+    final_batch_size: Optional[int] = None  # None: proxy_batch_size
+    final_warmup_epochs: int = 0
+    final_seeds: Tuple[int, ...] = (0, 1)
+    halving_rungs: int = 0  # successive halving before the final budget (constrained mode); 0: none
+    halving_eta: int = 3
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -83,6 +94,13 @@ _TYPES = {f.name: f.type for f in fields(SearchConfig)}
 def _coerce(key: str, value: Any) -> Any:
     """Check a YAML value against the field's type; ints become floats where floats are expected."""
     kind = str(_TYPES[key])
+    if "Tuple[int" in kind:
+        if isinstance(value, str):  # --final-seeds 0,1,2
+            value = [int(v) if v.strip().lstrip("-").isdigit() else v for v in value.split(",")]
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if not items or any(isinstance(v, bool) or not isinstance(v, int) for v in items):
+            raise UserError(f"config key {key}: expected a list of integers, got {value!r}")
+        return tuple(items)
     if value is None:
         if "Optional" not in kind:
             raise UserError(f"config key {key}: must not be null")
@@ -138,6 +156,9 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
     need(cfg.proxy_warmup_epochs >= 0, f"proxy_warmup_epochs must be at least 0, got {cfg.proxy_warmup_epochs}")
     need(cfg.proxy_recipe is None or Path(cfg.proxy_recipe).is_file(),
          f"proxy_recipe {cfg.proxy_recipe} does not exist; give a training recipe YAML (configs/shufflenetv2/)")
+    from ._final import validate_settings
+
+    validate_settings(cfg)
     need(cfg.study_name.strip() != "", "study_name must not be empty")
     need(0 < cfg.heartbeat_interval < cfg.grace_period,
          f"need 0 < heartbeat_interval < grace_period, got {cfg.heartbeat_interval} and {cfg.grace_period}")

@@ -23,6 +23,7 @@ import optuna
 from space import REFERENCES, SearchSpace, UserError
 
 from ._config import SearchConfig
+from ._final import FinalSettings, run_final_round
 from ._latency_source import LatencySource
 from ._objective import CandidateFailed, Objective, directions
 from ._progress import Progress
@@ -165,6 +166,9 @@ def work(cfg: SearchConfig, worker_index: int = 0, report: Optional[Callable] = 
         finally:
             release()
         done += 1
+    if cfg.final_k > 0:
+        say = None if cfg.quiet else (lambda line: print(line, flush=True))
+        done += run_final_round(study, store, cfg.study_name, FinalSettings.from_config(cfg), run_dir, report=say)
     return done
 
 

@@ -34,8 +34,9 @@ def export_configs(run_dir: Path, top: int = 1, recipe: str = DEFAULT_RECIPE, ou
     entries = load_selection(run_dir)
     if not entries:
         raise UserError(f"{run_dir}: the search found no feasible arch to export")
-    if len(entries) > 1:  # Pareto front: the most accurate first
+    if len(entries) > 1 and not any(e.get("final") for e in entries):  # Pareto front: the most accurate first
         entries = sorted(entries, key=lambda e: -(e.get("proxy") or float("-inf")))
+    # (with a final round the selection is already ordered by final top-1, the winner first)
     out_dir = (out_dir or run_dir / "export").resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -199,6 +199,9 @@ def plan(study: optuna.Study, final: optuna.Study, settings: FinalSettings) -> b
                 return True
             continue
         if stage == 0:
+            fail_stale(study)
+            if study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                return True  # proxy trials still running elsewhere: their results may make the cut
             picks = proxy_candidates(study, settings.width_at(0))
             source = {t.user_attrs["arch_key"]: t for t in picks}
         else:
@@ -357,6 +360,21 @@ def load_final(storage: optuna.storages.BaseStorage, study_name: str) -> Optiona
         return None
 
 
+def summary_of(study: optuna.Study) -> FinalSummary:
+    """The final round of ``study`` as recorded in its storage (empty when it had none)."""
+    from types import SimpleNamespace
+
+    from ._config import SearchConfig
+
+    config = study.user_attrs.get("config", {})
+    reference = config.get("reference", SearchConfig.reference)
+    if not config.get("final_k"):  # off, or a study from before the final round existed
+        return summarize(None, None, reference)
+    defaults = {f: getattr(SearchConfig, f) for f in SearchConfig.__dataclass_fields__}
+    settings = FinalSettings.from_config(SimpleNamespace(**{**defaults, **config}))
+    return summarize(load_final(study._storage, study.study_name), settings, reference)
+
+
 # ---------------------------------------------------------------- running items
 
 Trainer = Callable[[Dict[str, Any], FinalSettings, Path], Tuple[float, Dict[str, Any]]]
@@ -438,4 +456,4 @@ def run_final_round(study: optuna.Study, store: StudyStorage, lock_name: str, se
 
 
 __all__ = ["ArchResult", "FinalSettings", "FinalSummary", "PairedDifference", "final_study_name", "load_final",
-           "plan", "proxy_candidates", "run_final_round", "summarize", "validate_settings"]
+           "plan", "proxy_candidates", "run_final_round", "summarize", "summary_of", "validate_settings"]

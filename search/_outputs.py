@@ -12,6 +12,7 @@ import yaml
 
 from space import REFERENCES, Arch, cost
 
+from ._final import FinalSummary, summary_of
 from ._progress import best_feasible
 
 TrialState = optuna.trial.TrialState
@@ -79,9 +80,20 @@ def _arch_entry(t: optuna.trial.FrozenTrial) -> Dict[str, Any]:
     }
 
 
+def selection_entries(study: optuna.Study) -> List[Dict[str, Any]]:
+    """What best.yaml / pareto.yaml list: with a final round, its finalists by final top-1 (the
+    winner first) with their proxy and final numbers; without one, the proxy's choice."""
+    summary = summary_of(study)
+    if not summary.rows:
+        return [_arch_entry(t) for t in chosen_trials(study)]
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    finalists = sorted((r for r in summary.finalists if r.feasible and r.top1), key=lambda r: -r.mean)
+    return [{**_arch_entry(by_number[r.source_trial]), "final": summary.to_dict(r)} for r in finalists]
+
+
 def write_selection(study: optuna.Study, run_dir: Path) -> Path:
     name = "best.yaml" if len(study.directions) == 1 else "pareto.yaml"
-    entries = [_arch_entry(t) for t in chosen_trials(study)]
+    entries = selection_entries(study)
     path = run_dir / name
     tmp = path.with_name(name + ".tmp")
     tmp.write_text(yaml.safe_dump({"study": study.study_name, "archs": entries}, sort_keys=False))
@@ -196,6 +208,7 @@ def write_report(study: optuna.Study, run_dir: Path) -> Path:
                 flag = {True: "yes", False: "**NO: over budget**", None: "-"}[v["within_budget"]]
                 lines.append(f"| {t.number} | {t.user_attrs.get('latency_ms'):.3f} | {v['ms'] if v['ms'] is not None else v['error']}"
                              f" | {v['ratio'] if v['ratio'] is not None else '-'} | {flag} |")
+    lines += _final_section(summary_of(study))
     lines += ["", "## Verdict", "", verdict(study), ""]
     if plots:
         lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
@@ -206,7 +219,112 @@ def write_report(study: optuna.Study, run_dir: Path) -> Path:
     return path
 
 
+def _fmt(value: Optional[float], spec: str) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+def _final_section(summary: FinalSummary) -> List[str]:
+    if not summary.rows:
+        return []
+    lines = ["", "## Final round", "",
+             f"Budget: {summary.settings.describe()}, on the proxy's data. The verdict comes from these numbers "
+             "only; the proxy chose who trains." + ("" if summary.complete else " **Not finished yet.**"), "",
+             f"| arch | role | proxy | final top-1 (mean ± sd) | per seed | vs {summary.reference} (paired, 90 %) "
+             f"| latency ratio | within budget |", "|---|---|---|---|---|---|---|---|"]
+    for r in sorted(summary.rows, key=lambda r: -r.mean if r.top1 else float("inf")):
+        d = summary.difference(r)
+        role = r.role + (f" ({r.reference})" if r.reference else "")
+        per_seed = ", ".join(f"{v:.2f}" for _, v in sorted(r.top1.items())) or "-"
+        spread = f" ± {r.sd:.2f}" if r.sd is not None else ""
+        lines.append(f"| {r.arch_name} | {role} | {_fmt(r.proxy, '.4g')} | {_fmt(r.mean, '.2f')}{spread} | "
+                     f"{per_seed} | {d.text() if d else '-'} | {_fmt(r.latency_ratio, '.3f')} | "
+                     f"{'yes' if r.feasible else 'no'} |" + (f" failed: {'; '.join(r.failures)}" if r.failures else ""))
+    for stage, rows in sorted(summary.rungs.items()):
+        kept = {r.arch_key for r in (summary.rungs.get(stage + 1) or summary.rows)}
+        lines += ["", f"Successive-halving rung {stage + 1} ({summary.settings.describe(stage)}):", "",
+                  "| arch | proxy | top-1 | went on |", "|---|---|---|---|"]
+        for r in sorted(rows, key=lambda r: -r.mean if r.top1 else float("inf")):
+            lines.append(f"| {r.arch_name} | {_fmt(r.proxy, '.4g')} | {_fmt(r.mean, '.2f')} | "
+                         f"{'yes' if r.arch_key in kept else 'no'} |")
+    return lines
+
+
+def _final_verdict(study: optuna.Study, summary: FinalSummary) -> str:
+    reference = summary.reference
+    head = f"Final round ({summary.settings.describe()})"
+    if not summary.complete:
+        head += ", not finished yet"
+    ref = summary.reference_row
+    if len(study.directions) > 1:
+        wins = []
+        for r in sorted(summary.finalists, key=lambda r: r.latency_ms or 0.0):
+            d = summary.difference(r)
+            if d is not None and d.mean > 0 and (r.latency_ratio or float("inf")) <= 1.0:
+                wins.append(f"{r.arch_name} ({d.mean:+.2f} points, {r.latency_ratio:.2f}x)")
+        if ref is None:
+            return f"{head}: {len(summary.finalists)} finalists of the Pareto front trained; the reference " \
+                   f"{reference} is not in the space, so none is compared with it."
+        if not wins:
+            return f"{head}: no finalist of the Pareto front beats {reference} (more accurate at the final " \
+                   "budget and no slower)."
+        return f"{head}: finalists that beat {reference} (more accurate at the final budget and no slower): " \
+               + ", ".join(wins) + "."
+    win = summary.winner()
+    if win is None:
+        return f"{head}: no feasible finalist finished all its seeds."
+    if ref is None:
+        return f"{head}: best finalist {win.arch_name}, top-1 {win.mean:.2f}; the reference {reference} is " \
+               "not in the space, so it was not trained for comparison."
+    if win.reference == reference:
+        others = [r for r in summary.finalists if r is not win and r.feasible and r.top1]
+        best_other = max(others, key=lambda r: r.mean) if others else None
+        tail = (f" (best searched finalist {best_other.arch_name}: {summary.difference(best_other).text()})"
+                if best_other is not None and summary.difference(best_other) else "")
+        return f"{head}: the best finalist is the reference {reference} itself (top-1 {win.mean:.2f}): no " \
+               f"searched arch beats it at the final budget{tail}."
+    d = summary.difference(win)
+    ratio = win.latency_ratio
+    if ratio is None and win.latency_ms and ref.latency_ms:
+        ratio = win.latency_ms / ref.latency_ms
+    more_accurate = d is not None and d.mean > 0
+    not_slower = ratio is not None and ratio <= 1.0
+    numbers = (f"top-1 {win.mean:.2f} vs {ref.mean:.2f}, paired difference {d.text() if d else '-'}, latency "
+               f"{_fmt(ratio, '.2f')}x {reference}'s; proxy {_fmt(win.proxy, '.4g')} vs {_fmt(ref.proxy, '.4g')}")
+    if more_accurate and not_slower:
+        text = f"{head}: {win.arch_name} beats {reference}: {numbers}."
+        if d.low90 is not None and d.low90 <= 0:
+            text += " The 90 % interval includes 0: more final_seeds would settle it."
+    else:
+        failing = ([] if more_accurate else [f"less accurate at the final budget ({d.mean:+.2f} points)"]) + \
+                  ([] if not_slower else [f"slower ({_fmt(ratio, '.2f')}x)"])
+        text = f"{head}: the best finalist {win.arch_name} does not beat {reference}: " \
+               f"{' and '.join(failing)}; {numbers}."
+    return text + f" It is within the budget ({_budget_text(study)})."
+
+
+def _budget_text(study: optuna.Study) -> str:
+    config = study.user_attrs.get("config", {})
+    reference = config.get("reference", "x0_5")
+    if config.get("budget_ratio"):
+        return f"latency <= {config['budget_ratio']} x {reference}"
+    if config.get("budget_ms"):
+        return f"latency <= {config['budget_ms']} ms"
+    return "no latency budget"
+
+
 def verdict(study: optuna.Study) -> str:
+    """What was found and how it compares with the reference: from the final round when it ran,
+    else from the proxy, saying so."""
+    summary = summary_of(study)
+    if summary.rows:
+        return _final_verdict(study, summary)
+    text = _proxy_verdict(study)
+    if summary.settings is None:
+        return text + " This rests on the proxy alone (final_k 0): train the pick longer before trusting it."
+    return text + " This rests on the proxy alone so far: the final round has not run."
+
+
+def _proxy_verdict(study: optuna.Study) -> str:
     """One sentence: what was found and how it compares with the reference on latency and proxy."""
     config = study.user_attrs.get("config", {})
     reference = config.get("reference", "x0_5")

@@ -51,3 +51,19 @@ def fashion_mnist_folder(tmp_path_factory) -> Path:
                 ext = "png" if i % 2 == 0 else "jpg"
                 img.save(folder / f"{split}_{idx}.{ext}")
     return root
+
+
+@pytest.fixture(scope="session")
+def latency_cache(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("latency") / "cache.sqlite")
+
+
+@pytest.fixture(scope="session")
+def micro_table(tmp_path_factory) -> str:
+    """A real latency table of tests/data/micro_space.yaml, measured here with ONNX Runtime at 32 px."""
+    from evaluator.lut import build_table
+
+    path = tmp_path_factory.mktemp("lut") / "micro.json"
+    build_table(str(ROOT / "tests" / "data" / "micro_space.yaml"), backend="onnxruntime", resolution=32,
+                fit_archs=3, warmup=5, repeats=10, cache=None).save(path)
+    return str(path)

@@ -28,28 +28,13 @@ PG_URL = os.environ.get("SHUFFLENAS_PG_URL", "postgresql+psycopg2://postgres@127
 TrialState = optuna.trial.TrialState
 
 
-@pytest.fixture(scope="session")
-def latency_cache(tmp_path_factory) -> str:
-    return str(tmp_path_factory.mktemp("latency") / "cache.sqlite")
-
-
-@pytest.fixture(scope="session")
-def micro_table(tmp_path_factory) -> str:
-    """A real latency table of the micro space, measured here with ONNX Runtime at 32 px."""
-    from evaluator.lut import build_table
-
-    path = tmp_path_factory.mktemp("lut") / "micro.json"
-    build_table(MICRO, backend="onnxruntime", resolution=32, fit_archs=3, warmup=5, repeats=10,
-                cache=None).save(path)
-    return str(path)
-
-
 def micro_config(run_dir: Path, table: str, **changes) -> dict:
-    """Search the micro space on its latency table; a budget every micro arch meets."""
+    """Search the micro space on its latency table; a budget every micro arch meets; no final round
+    (tests/test_final_round.py covers it)."""
     base = dict(study_name=f"t-{uuid.uuid4().hex[:8]}", run_dir=str(run_dir), space=MICRO, n_trials=3,
                 enqueue_references=False, latency_source="lut", latency_table=table, backend="onnxruntime",
                 resolution=32, budget_ms=100.0, proxy="naswot", proxy_batch_size=16, quiet=True,
-                heartbeat_interval=1, grace_period=4)
+                heartbeat_interval=1, grace_period=4, final_k=0)
     base.update(changes)
     return base
 
