@@ -1,35 +1,21 @@
 #!/usr/bin/env python
 """ShuffleNAS command line: inspect archs, measure latency, search, export, report.
 
-Each subcommand lives in the package that owns it and exposes NAME, HELP,
-add_arguments(parser) and run(args) -> exit status.
+The same command is installed as ``shufflenas`` (pyproject.toml); see search/_main.py.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import os
+import sys
 
-from evaluator import _cli_latency, _cli_lut, _cli_proxy
-from search import _cli as search_cli
-from space import _info
-from space._cli import ArgumentParser, run_main
+if __name__ == "__main__":  # run as a script from anywhere: this checkout's packages first
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-COMMANDS = [*search_cli.COMMANDS, _info, _cli_latency, _cli_lut, _cli_proxy]
+from search._main import COMMANDS, main  # noqa: E402
+from space._cli import run_main  # noqa: E402
 
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = ArgumentParser(
-        prog="search.py",
-        description="Latency-constrained neural architecture search over ShuffleNetV2, on MindSpore.",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in COMMANDS:
-        sub_parser = sub.add_parser(command.NAME, help=command.HELP, description=command.HELP)
-        command.add_arguments(sub_parser)
-        sub_parser.set_defaults(run=command.run)
-    args = parser.parse_args(argv)
-    return args.run(args)
-
+__all__ = ["COMMANDS", "main"]
 
 if __name__ == "__main__":
     run_main(main)

@@ -29,7 +29,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
-from space import Arch, UserError, build, cost
+from space import Arch, UserError, cost
 
 from ._zero_cost import NETWORK_PROXIES
 
@@ -113,6 +113,8 @@ def score(arch: Arch, proxy: str, data: DataLike = "fashion_mnist", *, seed: int
 
     import mindspore as ms
 
+    from space import build  # the network (MindSpore) loads here, not when the CLI imports this module
+
     images, labels, num_classes = _batch(data_config(data, resolution=resolution, batch_size=batch_size,
                                                      seed=seed))
     previous_mode = ms.get_context("mode")
@@ -158,8 +160,7 @@ def train_score(arch: Arch, data: DataLike = "fashion_mnist", *, epochs: int = T
     import io
     import tempfile
 
-    import yaml
-
+    from space._cli import load_yaml_mapping
     from training import make_config, train
 
     if signal not in TRAINING_PROXIES:
@@ -170,10 +171,7 @@ def train_score(arch: Arch, data: DataLike = "fashion_mnist", *, epochs: int = T
         raise UserError(f"proxy warmup_epochs must be at least 0, got {warmup_epochs}")
     data_cfg = data_config(data, resolution=resolution, batch_size=batch_size, seed=seed)
     recipe = PROXY_RECIPES[data_cfg.dataset] if recipe is None else recipe
-    recipe_path = Path(recipe)
-    if not recipe_path.is_file():
-        raise UserError(f"proxy recipe {recipe} does not exist")
-    base = yaml.safe_load(recipe_path.read_text())
+    base = load_yaml_mapping(recipe, "proxy recipe")
     warmup = min(warmup_epochs, epochs - 1)
     scaled_lr = lr if lr is not None else float(base["lr"]) * batch_size / recipe_global_batch(base)
     start = time.perf_counter()

@@ -1,25 +1,31 @@
-"""How candidates are chosen: the Optuna study, objectives, storage, outputs, export."""
+"""How candidates are chosen: the Optuna study, objectives, storage, outputs, export.
 
-from ._config import KEYS, SearchConfig, load_config
-from ._driver import open_study, run_search, work
-from ._export import export_configs
-from ._objective import CandidateFailed, Objective
-from ._outputs import chosen_trials, verdict, write_outputs
-from ._storage import open_storage, redact
+The names below load on first use (PEP 562), so the command line imports no Optuna or
+MindSpore until a subcommand needs them.
+"""
 
-__all__ = [
-    "KEYS",
-    "CandidateFailed",
-    "Objective",
-    "SearchConfig",
-    "chosen_trials",
-    "export_configs",
-    "load_config",
-    "open_storage",
-    "open_study",
-    "redact",
-    "run_search",
-    "verdict",
-    "work",
-    "write_outputs",
-]
+from importlib import import_module
+from typing import Any
+
+_WHERE = {
+    "KEYS": "._config", "SearchConfig": "._config", "load_config": "._config",
+    "open_study": "._driver", "run_search": "._driver", "work": "._driver",
+    "export_configs": "._export",
+    "CandidateFailed": "._objective", "Objective": "._objective",
+    "chosen_trials": "._outputs", "verdict": "._outputs", "write_outputs": "._outputs",
+    "open_storage": "._storage", "redact": "._storage",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'search' has no attribute {name!r}")
+    value = getattr(import_module(_WHERE[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

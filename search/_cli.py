@@ -21,13 +21,14 @@ class _Search:
 
     @staticmethod
     def run(args: argparse.Namespace) -> int:
-        from ._config import KEYS, load_config
+        from space._settings import given
+
+        from ._config import SearchConfig, load_config
         from ._driver import run_search
         from ._outputs import verdict, write_outputs
         from ._storage import redact
 
-        overrides = {k: getattr(args, k) for k in KEYS if hasattr(args, k)}
-        cfg = load_config(args.config, overrides)
+        cfg = load_config(args.config, given(args, SearchConfig))
         run_dir = Path(cfg.run_dir)
         if not cfg.quiet:
             print(f"study {cfg.study_name!r} on {redact(cfg.storage) if cfg.storage else run_dir / 'study.db'}: "
@@ -76,15 +77,14 @@ class _Report:
 
 class _Export:
     NAME = "export"
-    HELP = "write training configs for the archs a search chose (train.py runs them as they are)"
+    HELP = "write training configs for the archs a search chose, on the search's data (train.py runs them as they are)"
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
-        from ._export import DEFAULT_RECIPE
-
         parser.add_argument("--run-dir", "--run_dir", dest="run_dir", required=True, help="the search's run directory")
         parser.add_argument("--top", type=int, default=1, help="how many archs (default 1)")
-        parser.add_argument("--recipe", default=DEFAULT_RECIPE, help=f"training recipe (default {DEFAULT_RECIPE})")
+        parser.add_argument("--recipe", default=None,
+                            help="training recipe YAML (default: the one the search's train proxy used for its data)")
         parser.add_argument("--out-dir", "--out_dir", dest="out_dir", default=None,
                             help="where to write (default RUN_DIR/export)")
 
@@ -92,10 +92,9 @@ class _Export:
     def run(args: argparse.Namespace) -> int:
         from ._export import export_configs
 
-        written = export_configs(Path(args.run_dir), args.top, args.recipe,
-                                 Path(args.out_dir) if args.out_dir else None)
-        for path in written:
-            print(f"wrote {path}  (python train.py -c {path} --data_dir /path/to/imagenet)")
+        for exported in export_configs(Path(args.run_dir), args.top, args.recipe,
+                                       Path(args.out_dir) if args.out_dir else None):
+            print(f"wrote {exported.config}\n  train it: {exported.command}")
         return 0
 
 

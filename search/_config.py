@@ -1,21 +1,26 @@
-"""The search configuration: YAML keys, defaults, validation; every key is also a CLI flag."""
+"""The search configuration: YAML keys, defaults, help, validation; every key is also a CLI flag.
+
+Each key is described once, on its `SearchConfig` field (`space._settings.setting`): the
+flags, their ``--help`` lines and the type checks of YAML and flag values derive from it.
+"""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-import yaml
-
 from space import UserError
-from space._cli import load_yaml_mapping, str2bool
+from space._cli import config_path, load_yaml_mapping
+from space._settings import add_flags, check_choices, coerce_all, keys, setting
 
 MODES = ("constrained", "pareto")
 SAMPLERS = ("tpe", "nsga2", "random", "gp")
 PRUNERS = ("median", "sha", "none")
 LATENCY_SOURCES = ("measure", "lut", "lut+verify")
+DTYPES = ("float32", "float16")
+CLOCKS = ("wall", "cpu")
 
 
 @dataclass(frozen=True)
@@ -23,105 +28,94 @@ class SearchConfig:
     """One search. Keys are YAML keys and ``--flags`` (``-`` or ``_`` both accepted on the CLI)."""
 
     # study
-    study_name: str = "shufflenas"
-    storage: Optional[str] = None  # SQLAlchemy URL, journal file (*.journal / journal:PATH); None: run_dir/study.db
-    run_dir: str = "runs/shufflenas"
-    n_trials: int = 50  # total for the study; re-running continues up to this count
-    timeout: Optional[float] = None  # seconds per worker
-    workers: int = 1
-    seed: Optional[int] = 0
-    sampler: str = "tpe"
-    mode: str = "constrained"
-    pruner: str = "median"  # used with the short-training proxy in constrained mode
-    quiet: bool = False
-    heartbeat_interval: int = 10  # seconds; database storages only
-    grace_period: int = 30  # seconds without a heartbeat before a running trial is failed and retried
+    study_name: str = setting("shufflenas", "name of the study in the storage; the same name resumes or joins it")
+    storage: Optional[str] = setting(None, "SQLAlchemy URL (postgresql://user@host/db, mysql+pymysql://...) or a "
+                                           "journal file (journal:PATH); none: RUN_DIR/study.db", metavar="URL")
+    run_dir: str = setting("runs/shufflenas", "directory of the study database and the outputs", metavar="DIR")
+    n_trials: int = setting(50, "trials in the study in total; re-running continues up to this count")
+    timeout: Optional[float] = setting(None, "stop starting new trials after this long, per worker", unit="seconds")
+    workers: int = setting(1, "local worker processes evaluating trials in parallel")
+    seed: Optional[int] = setting(0, "sampler seed (mixed with the study's state on resume); none: random")
+    sampler: str = setting("tpe", "how archs are proposed", choices=SAMPLERS)
+    mode: str = setting("constrained", "constrained: best proxy within the latency budget; pareto: proxy vs latency",
+                        choices=MODES)
+    pruner: str = setting("median", "stop weak trials after a proxy epoch (train proxy, constrained mode)",
+                          choices=PRUNERS)
+    quiet: bool = setting(False, "print only the verdict, not a line per trial")
+    heartbeat_interval: int = setting(10, "how often a running trial reports it is alive (database storages)",
+                                      unit="seconds")
+    grace_period: int = setting(30, "silence after which a running trial is failed and retried", unit="seconds")
     # space
-    space: str = "configs/spaces/shufflenetv2.yaml"
-    enqueue_references: bool = True
+    space: str = setting("configs/spaces/shufflenetv2.yaml", "search space YAML file", metavar="PATH")
+    enqueue_references: bool = setting(True, "evaluate the reference archs inside the space first")
     # latency
-    latency_source: str = "measure"
-    latency_table: Optional[str] = None
-    backend: str = "mindspore"
-    device: str = "CPU"
-    device_id: int = 0
-    batch_size: int = 1
-    resolution: int = 224
-    dtype: str = "float32"
-    threads: Optional[int] = 1
-    clock: str = "wall"  # wall, or cpu (process CPU time, 1 thread: steadier on a busy shared host)
-    latency_warmup: int = 10
-    latency_repeats: int = 50
-    latency_timeout: float = 900.0
-    latency_cache: Optional[str] = "default"  # SQLite path, "default" (~/.cache/shufflenas) or null
-    budget_ms: Optional[float] = None  # absolute: latency <= budget_ms
-    budget_ratio: Optional[float] = None  # relative: latency <= budget_ratio x reference (measured alongside)
-    reference: str = "x0_5"
-    prefilter_margin: float = 1.5  # skip a candidate whose estimate exceeds margin x budget
-    # proxy
+    latency_source: str = setting("measure", "measure on this host's device, or predict from a latency table "
+                                             "(lut+verify: then measure the chosen archs)", choices=LATENCY_SOURCES)
+    latency_table: Optional[str] = setting(None, "table built with `search.py lut build` (for latency_source lut)",
+                                           metavar="PATH")
+    backend: str = setting("mindspore", "runtime latency is measured with: mindspore or onnxruntime")
+    device: str = setting("CPU", "device latency is measured on: CPU, GPU or Ascend")
+    device_id: int = setting(0, "number of the device to measure on")
+    batch_size: int = setting(1, "images per timed run", unit="images")
+    resolution: int = setting(224, "input side for latency, and for training the exported archs", unit="px")
+    dtype: str = setting("float32", "data type of the timed network", choices=DTYPES)
+    threads: Optional[int] = setting(1, "CPU threads of the timed runtime; none: the runtime's default")
+    clock: str = setting("wall", "wall: elapsed time; cpu: process CPU time (1 thread, steadier on a busy host)",
+                         choices=CLOCKS)
+    latency_warmup: int = setting(10, "least warm-up runs before timing (more until times settle)", unit="runs")
+    latency_repeats: int = setting(50, "timed runs per arch; the median is kept", unit="runs")
+    latency_timeout: float = setting(900.0, "time limit of one measurement's worker process", unit="seconds")
+    latency_cache: Optional[str] = setting("default", "SQLite cache of measured latencies; default: "
+                                                      "~/.cache/shufflenas/latency.sqlite; none: no cache",
+                                           metavar="PATH")
+    budget_ms: Optional[float] = setting(None, "absolute budget: latency <= this", unit="ms")
+    budget_ratio: Optional[float] = setting(None, "relative budget: latency <= this x the reference's, measured "
+                                                  "alongside", unit="x reference")
+    reference: str = setting("x0_5", "reference arch of budget_ratio and of the verdict: x0_5, x1_0, x1_5 or x2_0")
+    prefilter_margin: float = setting(1.5, "skip without measuring a candidate estimated over this x the budget",
+                                      unit="x budget")
     # proxy: the default is the calibrated one (evaluator.proxy.DEFAULT_PROXY and TRAIN_DEFAULTS)
-    proxy: str = "train"
-    proxy_data: str = "fashion_mnist"
-    proxy_resolution: int = 64
-    proxy_batch_size: int = 32
-    proxy_seed: int = 0
-    proxy_epochs: int = 1  # short-training proxy ("train")
-    proxy_subset: Optional[int] = 1600
-    proxy_val_subset: Optional[int] = 2000  # val images for the train proxy; None: proxy_subset
-    proxy_warmup_epochs: int = 0
-    proxy_lr: Optional[float] = None
-    proxy_recipe: Optional[str] = None  # the recipe the train proxy shortens; None: x0_5's for the data
-    # final round: the proxy's top final_k and the references, trained longer on final_seeds
-    final_k: int = 3  # 0 turns the final round off (the verdict then rests on the proxy alone)
-    final_epochs: int = 2
-    final_subset: Optional[int] = 4000  # training images per epoch; None: the whole train split
-    final_val_subset: Optional[int] = None  # None: proxy_val_subset
-    final_resolution: Optional[int] = None  # None: proxy_resolution
-    final_batch_size: Optional[int] = None  # None: proxy_batch_size
-    final_warmup_epochs: int = 0
-    final_seeds: Tuple[int, ...] = (0, 1)
-    halving_rungs: int = 0  # successive halving before the final budget (constrained mode); 0: none
-    halving_eta: int = 3
+    proxy: str = setting("train", "proxy of accuracy: train (short training), naswot, synflow, grad_norm, snip, "
+                                  "params or flops")
+    proxy_data: str = setting("fashion_mnist", "proxy data: fashion_mnist or an ImageNet-style folder "
+                                               "(train/<class>/*, val/<class>/*); export trains on it", metavar="DATA")
+    proxy_resolution: int = setting(64, "input side of the proxy's images", unit="px")
+    proxy_batch_size: int = setting(32, "proxy batch (training batch, or the zero-cost proxies' one batch)",
+                                    unit="images")
+    proxy_seed: int = setting(0, "initialisation and data seed of the proxy")
+    proxy_epochs: int = setting(1, "train proxy: epochs of the shortened recipe", unit="epochs")
+    proxy_subset: Optional[int] = setting(1600, "train proxy: training images per epoch; none: all", unit="images")
+    proxy_val_subset: Optional[int] = setting(2000, "train proxy: val images scored; none: as proxy_subset",
+                                              unit="images")
+    proxy_warmup_epochs: int = setting(0, "train proxy: learning-rate warm-up", unit="epochs")
+    proxy_lr: Optional[float] = setting(None, "train proxy: peak learning rate; none: the recipe's, scaled to "
+                                              "proxy_batch_size")
+    proxy_recipe: Optional[str] = setting(None, "train proxy: the training recipe it shortens; none: x0_5's for "
+                                                "the data", metavar="PATH")
+    # final round: the proxy's best final_k and the references, trained longer on final_seeds
+    final_k: int = setting(3, "finalists trained longer after the proxy phase (the verdict comes from them); "
+                              "0: off, the verdict rests on the proxy alone")
+    final_epochs: int = setting(2, "final round: epochs of the recipe", unit="epochs")
+    final_subset: Optional[int] = setting(4000, "final round: training images per epoch; none: the whole train "
+                                                "split", unit="images")
+    final_val_subset: Optional[int] = setting(None, "final round: val images scored; none: proxy_val_subset",
+                                              unit="images")
+    final_resolution: Optional[int] = setting(None, "final round: input side; none: proxy_resolution", unit="px")
+    final_batch_size: Optional[int] = setting(None, "final round: training batch; none: proxy_batch_size",
+                                              unit="images")
+    final_warmup_epochs: int = setting(0, "final round: learning-rate warm-up", unit="epochs")
+    final_seeds: Tuple[int, ...] = setting((0, 1), "final round: seeds, each a training of every finalist "
+                                                   "(at least 2; the verdict pairs them with the reference's)")
+    halving_rungs: int = setting(0, "successive-halving rungs between proxy and final round (constrained mode); "
+                                    "0: none")
+    halving_eta: int = setting(3, "successive halving: keep the best 1/eta of each rung; a rung trains "
+                                  "1/eta^r of the final images")
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
 
 
-KEYS = tuple(f.name for f in fields(SearchConfig))
-_TYPES = {f.name: f.type for f in fields(SearchConfig)}
-
-
-def _coerce(key: str, value: Any) -> Any:
-    """Check a YAML value against the field's type; ints become floats where floats are expected."""
-    kind = str(_TYPES[key])
-    if "Tuple[int" in kind:
-        if isinstance(value, str):  # --final-seeds 0,1,2
-            value = [int(v) if v.strip().lstrip("-").isdigit() else v for v in value.split(",")]
-        items = value if isinstance(value, (list, tuple)) else [value]
-        if not items or any(isinstance(v, bool) or not isinstance(v, int) for v in items):
-            raise UserError(f"config key {key}: expected a list of integers, got {value!r}")
-        return tuple(items)
-    if value is None:
-        if "Optional" not in kind:
-            raise UserError(f"config key {key}: must not be null")
-        return None
-    if "bool" in kind:
-        if isinstance(value, str):
-            return str2bool(value)
-        if not isinstance(value, bool):
-            raise UserError(f"config key {key}: expected true or false, got {value!r}")
-        return value
-    if "int" in kind and "float" not in kind:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise UserError(f"config key {key}: expected an integer, got {value!r}")
-        return value
-    if "float" in kind:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise UserError(f"config key {key}: expected a number, got {value!r}")
-        return float(value)
-    if not isinstance(value, str):
-        raise UserError(f"config key {key}: expected a string, got {value!r}")
-    return value
+KEYS = keys(SearchConfig)
 
 
 def _validate(cfg: SearchConfig) -> SearchConfig:
@@ -129,11 +123,7 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
         if not ok:
             raise UserError(message)
 
-    need(cfg.mode in MODES, f"mode: choose one of {', '.join(MODES)}, got {cfg.mode!r}")
-    need(cfg.sampler in SAMPLERS, f"sampler: choose one of {', '.join(SAMPLERS)}, got {cfg.sampler!r}")
-    need(cfg.pruner in PRUNERS, f"pruner: choose one of {', '.join(PRUNERS)}, got {cfg.pruner!r}")
-    need(cfg.latency_source in LATENCY_SOURCES,
-         f"latency_source: choose one of {', '.join(LATENCY_SOURCES)}, got {cfg.latency_source!r}")
+    check_choices(cfg)
     need(cfg.n_trials >= 1, f"n_trials must be at least 1, got {cfg.n_trials}")
     need(cfg.workers >= 1, f"workers must be at least 1, got {cfg.workers}")
     need(cfg.timeout is None or cfg.timeout > 0, f"timeout must be positive seconds, got {cfg.timeout}")
@@ -147,14 +137,14 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
     need(cfg.latency_source == "measure" or cfg.latency_table is not None,
          f"latency_source {cfg.latency_source} needs latency_table: a table built with `search.py lut build`")
     if cfg.latency_table is not None and cfg.latency_source != "measure":
-        need(Path(cfg.latency_table).is_file(), f"latency_table {cfg.latency_table} does not exist; "
+        need(config_path(cfg.latency_table).is_file(), f"latency_table {cfg.latency_table} does not exist; "
                                                 "build it with `search.py lut build`")
-    need(Path(cfg.space).is_file(), f"space file {cfg.space} does not exist")
+    need(config_path(cfg.space).is_file(), f"space file {cfg.space} does not exist")
     need(str(cfg.proxy_data).lower().replace("-", "_") == "fashion_mnist" or Path(cfg.proxy_data).is_dir(),
          f"proxy_data {cfg.proxy_data}: use fashion_mnist or an ImageNet-style folder that exists")
     need(cfg.proxy_epochs >= 1, f"proxy_epochs must be at least 1, got {cfg.proxy_epochs}")
     need(cfg.proxy_warmup_epochs >= 0, f"proxy_warmup_epochs must be at least 0, got {cfg.proxy_warmup_epochs}")
-    need(cfg.proxy_recipe is None or Path(cfg.proxy_recipe).is_file(),
+    need(cfg.proxy_recipe is None or config_path(cfg.proxy_recipe).is_file(),
          f"proxy_recipe {cfg.proxy_recipe} does not exist; give a training recipe YAML (configs/shufflenetv2/)")
     from ._final import validate_settings
 
@@ -166,35 +156,18 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
 
 
 def load_config(path: Optional[str], overrides: Mapping[str, Any] = ()) -> SearchConfig:
-    """Defaults, then the YAML file, then ``overrides`` (the CLI's flags that were given)."""
+    """Defaults, then the YAML file, then ``overrides`` (the CLI's flags that were given, as text)."""
     data: Dict[str, Any] = {}
     if path is not None:
-        loaded = load_yaml_mapping(path, "search config")
-        unknown = sorted(set(map(str, loaded)) - set(KEYS))
-        if unknown:
-            raise UserError(f"{path}: unknown config key(s) {', '.join(unknown)}; see `search.py search --help`")
-        data.update(loaded)
-    data.update(dict(overrides))
-    cfg = SearchConfig(**{k: _coerce(k, v) for k, v in data.items()})
-    return _validate(cfg)
+        data.update(coerce_all(SearchConfig, load_yaml_mapping(path, "search config"), where=str(path),
+                               see="`search.py search --help`"))
+    data.update(coerce_all(SearchConfig, dict(overrides), see="`search.py search --help`"))
+    return _validate(SearchConfig(**data))
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per config key; values given on the command line are parsed as YAML scalars."""
-    defaults = SearchConfig()
-    for key in KEYS:
-        flag = "--" + key.replace("_", "-")
-        alias = "--" + key
-        names = [flag] if flag == alias else [flag, alias]
-        parser.add_argument(*names, dest=key, metavar="V", default=argparse.SUPPRESS,
-                            type=_yaml_scalar, help=f"(default: {getattr(defaults, key)!r})")
-
-
-def _yaml_scalar(text: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
+    """One flag per config key, with its help line from the field."""
+    add_flags(parser, SearchConfig, "search config keys")
 
 
 def with_overrides(cfg: SearchConfig, **changes: Any) -> SearchConfig:

@@ -25,7 +25,7 @@ from space import REFERENCES, SearchSpace, UserError
 from ._config import SearchConfig
 from ._final import FinalSettings, run_final_round
 from ._latency_source import LatencySource
-from ._objective import CandidateFailed, Objective, directions
+from ._objective import REPROPOSAL, CandidateFailed, Objective, directions
 from ._progress import Progress
 from ._storage import StudyStorage, fail_stale, open_storage, redact
 
@@ -33,9 +33,20 @@ TrialState = optuna.trial.TrialState
 POLL_S = 2.0
 
 
-def make_sampler(cfg: SearchConfig, worker_index: int = 0) -> optuna.samplers.BaseSampler:
-    # Workers of one study must not share a seed, or they would propose the same archs.
-    seed = None if cfg.seed is None else cfg.seed + 7919 * worker_index
+def sampler_seed(cfg: SearchConfig, worker_index: int = 0, trials_in_study: int = 0) -> Optional[int]:
+    """The sampler's seed: the config's, made distinct per worker and per study state.
+
+    Workers of one study must not share a seed, or they would propose the same archs; nor may
+    a resumed run (or a worker joining later) restart the sequence the first run already
+    proposed. A fresh study's first worker keeps ``cfg.seed`` itself.
+    """
+    if cfg.seed is None:
+        return None
+    return (cfg.seed + 7919 * worker_index + 104729 * trials_in_study) % 2**32
+
+
+def make_sampler(cfg: SearchConfig, worker_index: int = 0, trials_in_study: int = 0) -> optuna.samplers.BaseSampler:
+    seed = sampler_seed(cfg, worker_index, trials_in_study)  # trials_in_study: started or finished ones
     if cfg.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
     if cfg.sampler == "nsga2":
@@ -75,7 +86,10 @@ def fingerprint(cfg: SearchConfig) -> Dict[str, Any]:
 
 
 def _counted(trial: optuna.trial.FrozenTrial) -> bool:
-    """Does this trial use up a ticket? Stale-worker failures do not (they are retried)."""
+    """Does this trial use up a ticket? Stale-worker failures do not (they are retried), nor do
+    re-proposals of an arch already evaluated (the sampler gets another try)."""
+    if trial.user_attrs.get(REPROPOSAL):
+        return False
     if trial.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING):
         return True
     return trial.state == TrialState.FAIL and "failure" in trial.user_attrs
@@ -88,7 +102,11 @@ def _public_config(cfg: SearchConfig) -> Dict[str, Any]:
 
 
 def open_study(cfg: SearchConfig, store: StudyStorage, space: SearchSpace, worker_index: int = 0) -> optuna.Study:
-    """Create the study or join it (checking the device), and top up its ticket queue."""
+    """Create the study or join it (checking the device), and top up its ticket queue.
+
+    The sampler is seeded from the seed, the worker and the number of trials the study holds,
+    so a resumed or joining worker proposes new archs rather than replaying the first run's.
+    """
     sampler, pruner = make_sampler(cfg, worker_index), make_pruner(cfg)
     mine = fingerprint(cfg)
     with store.lock(cfg.study_name):
@@ -114,6 +132,8 @@ def open_study(cfg: SearchConfig, store: StudyStorage, space: SearchSpace, worke
             if study.user_attrs.get("mode") != cfg.mode:
                 raise UserError(f"study {cfg.study_name!r} is a {study.user_attrs.get('mode')} study; "
                                 f"this config asks for {cfg.mode}: use another --study-name")
+            started = sum(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False))
+            study.sampler = make_sampler(cfg, worker_index, started)
         used = sum(_counted(t) for t in study.get_trials(deepcopy=False))
         for _ in range(cfg.n_trials - used):
             study.enqueue_trial({})
@@ -166,6 +186,9 @@ def work(cfg: SearchConfig, worker_index: int = 0, report: Optional[Callable] = 
         finally:
             release()
         done += 1
+        if objective.reproposed:  # it used no ticket: put one back so the sampler tries again
+            with store.lock(cfg.study_name):
+                study.enqueue_trial({})
     if cfg.final_k > 0:
         say = None if cfg.quiet else (lambda line: print(line, flush=True))
         done += run_final_round(study, store, cfg.study_name, FinalSettings.from_config(cfg), run_dir, report=say)
@@ -238,4 +261,4 @@ def verify(study: optuna.Study, cfg: SearchConfig) -> None:
     study.set_user_attr("verified", verified)
 
 
-__all__ = ["open_study", "run_search", "work", "make_sampler", "make_pruner", "fingerprint"]
+__all__ = ["open_study", "run_search", "work", "make_sampler", "make_pruner", "fingerprint", "sampler_seed"]

@@ -1,9 +1,11 @@
 """What one trial does: propose an arch, pre-filter it, measure latency, score the proxy.
 
-Every trial records (user attributes): ``arch`` (YAML-able dict), ``arch_name``, ``arch_key``,
-``cost`` (analytic numbers), ``latency`` (the result with its environment), ``latency_value``
-(in the budget's unit), ``proxy`` (value, time, settings), ``feasible`` and ``reason``, or
-``failure`` for a candidate that could not be evaluated (compile error, out of memory, NaN).
+Every trial records (user attributes, each JSON and small enough for optuna-dashboard to show
+whole): ``arch`` (YAML-able dict), ``arch_name``, ``arch_key``, ``cost`` (analytic numbers),
+``latency`` (the result) and ``latency_env`` (the machine), ``latency_value`` (in the budget's
+unit), ``proxy`` (value, time, settings) and ``proxy_curve`` (per epoch), ``feasible`` and
+``reason``, or ``failure`` for a candidate that could not be evaluated (compile error, out of
+memory, NaN); ``duplicate_of`` (and ``reproposal``) for an arch an earlier trial evaluated.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ from ._storage import fail_stale
 
 CONSTRAINT = "latency"
 WAIT_S = 1.0
+# User attribute of a trial whose arch an earlier trial evaluated: it reuses that result and
+# uses no ticket, so the search still evaluates n_trials archs. After this many re-proposals
+# in a row (a small or exhausted space) repeats count again, so the search ends.
+REPROPOSAL = "reproposal"
+MAX_REPROPOSALS_IN_A_ROW = 20
 TrialState = optuna.trial.TrialState
 
 
@@ -40,6 +47,25 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _set_latency(trial: optuna.Trial, record: Dict[str, Any]) -> None:
+    """The latency result as attributes small enough to show whole (optuna-dashboard cuts at 1 KiB):
+    the numbers in ``latency``, the machine in ``latency_env`` (the arch is in ``arch``)."""
+    record = _clean(record)
+    trial.set_user_attr("latency", {k: v for k, v in record.items() if k not in ("arch", "environment")})
+    if record.get("environment"):
+        trial.set_user_attr("latency_env", record["environment"])
+
+
+def _set_proxy(trial: optuna.Trial, proxy: Dict[str, Any]) -> None:
+    """The proxy result in ``proxy`` and its per-epoch curve in ``proxy_curve`` (each shown whole)."""
+    proxy = _clean(proxy)
+    settings = dict(proxy.get("settings") or {})
+    curve = settings.pop("curve", None)
+    trial.set_user_attr("proxy", {**proxy, "settings": settings})
+    if curve:
+        trial.set_user_attr("proxy_curve", curve)
+
+
 class Objective:
     """Callable objective for `optuna.Study.optimize` in either mode."""
 
@@ -49,6 +75,8 @@ class Objective:
         self.latency = latency
         self._eval_s = 0.0
         self.on_start = None  # called once the trial's arch is recorded (the driver releases its lock)
+        self.reproposed = False  # the last trial re-proposed an evaluated arch and used no ticket
+        self._in_a_row = 0
 
     # ----- helpers --------------------------------------------------------------------------
     def _previous(self, trial: optuna.Trial, arch: Arch) -> Optional[optuna.trial.FrozenTrial]:
@@ -66,8 +94,8 @@ class Objective:
         return None
 
     def _reuse(self, trial: optuna.Trial, earlier: optuna.trial.FrozenTrial) -> Any:
-        for key in ("latency", "latency_ms", "latency_ratio", "latency_value", "latency_estimate", "proxy",
-                    "feasible", "reason"):
+        for key in ("latency", "latency_env", "latency_ms", "latency_ratio", "latency_value", "latency_estimate",
+                    "proxy", "proxy_curve", "feasible", "reason"):
             if key in earlier.user_attrs:
                 trial.set_user_attr(key, earlier.user_attrs[key])
         for key, value in earlier.constraints.items():
@@ -103,7 +131,7 @@ class Objective:
                                  warmup_epochs=cfg.proxy_warmup_epochs, on_epoch=on_epoch,
                                  **({"recipe": cfg.proxy_recipe} if cfg.proxy_recipe else {}))
             if result.settings.get("stopped_by_callback"):
-                trial.set_user_attr("proxy", _clean(result.to_dict()))
+                _set_proxy(trial, result.to_dict())
                 raise optuna.TrialPruned(f"pruned after epoch {len(result.settings.get('curve', []))}")
         else:
             from evaluator.proxy import score
@@ -116,6 +144,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> Any:
         start = time.perf_counter()
         self._eval_s = 0.0
+        self.reproposed = False
         try:
             return self._evaluate(trial)
         finally:
@@ -136,7 +165,11 @@ class Objective:
         if self.on_start is not None:
             self.on_start()
         earlier = self._previous(trial, arch)
+        self.reproposed = earlier is not None and self._in_a_row < MAX_REPROPOSALS_IN_A_ROW
+        self._in_a_row = self._in_a_row + 1 if earlier is not None else 0
         if earlier is not None:  # the same arch again: reuse, never evaluate twice
+            if self.reproposed:
+                trial.set_user_attr(REPROPOSAL, True)
             return self._reuse(trial, earlier)
 
         budget = self.latency.budget
@@ -150,7 +183,7 @@ class Objective:
         evaluating = time.perf_counter()
         latency = self.latency.get(arch)
         self._eval_s += time.perf_counter() - evaluating
-        trial.set_user_attr("latency", _clean(latency.record))
+        _set_latency(trial, latency.record)
         if latency.error is not None:
             trial.set_user_attr("failure", f"latency: {latency.error}")
             raise CandidateFailed(f"latency measurement failed: {latency.error}")
@@ -176,7 +209,7 @@ class Objective:
             raise CandidateFailed(first) from exc
         finally:
             self._eval_s += time.perf_counter() - evaluating
-        trial.set_user_attr("proxy", _clean(proxy))
+        _set_proxy(trial, proxy)
         if not math.isfinite(proxy["value"]):
             trial.set_user_attr("failure", f"proxy {cfg.proxy} returned {proxy['value']}")
             raise CandidateFailed(f"proxy {cfg.proxy} returned {proxy['value']}")

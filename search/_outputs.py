@@ -91,12 +91,23 @@ def selection_entries(study: optuna.Study) -> List[Dict[str, Any]]:
     return [{**_arch_entry(by_number[r.source_trial]), "final": summary.to_dict(r)} for r in finalists]
 
 
+def search_data(study: optuna.Study) -> Dict[str, Any]:
+    """What the search ran on, for `export`: the proxy's data and recipe, the latency resolution."""
+    config = study.user_attrs.get("config", {})
+    data = config.get("proxy_data")
+    if data is not None and Path(data).is_dir():
+        data = str(Path(data).resolve())
+    return {"proxy_data": data, "proxy_recipe": config.get("proxy_recipe"), "resolution": config.get("resolution"),
+            "proxy_resolution": config.get("proxy_resolution")}
+
+
 def write_selection(study: optuna.Study, run_dir: Path) -> Path:
     name = "best.yaml" if len(study.directions) == 1 else "pareto.yaml"
     entries = selection_entries(study)
     path = run_dir / name
     tmp = path.with_name(name + ".tmp")
-    tmp.write_text(yaml.safe_dump({"study": study.study_name, "archs": entries}, sort_keys=False))
+    tmp.write_text(yaml.safe_dump({"study": study.study_name, "data": search_data(study), "archs": entries},
+                                  sort_keys=False))
     tmp.replace(path)
     return path
 
@@ -299,17 +310,12 @@ def _final_verdict(study: optuna.Study, summary: FinalSummary) -> str:
                   ([] if not_slower else [f"slower ({_fmt(ratio, '.2f')}x)"])
         text = f"{head}: the best finalist {win.arch_name} does not beat {reference}: " \
                f"{' and '.join(failing)}; {numbers}."
-    return text + f" It is within the budget ({_budget_text(study)})."
-
-
-def _budget_text(study: optuna.Study) -> str:
-    config = study.user_attrs.get("config", {})
-    reference = config.get("reference", "x0_5")
-    if config.get("budget_ratio"):
-        return f"latency <= {config['budget_ratio']} x {reference}"
-    if config.get("budget_ms"):
-        return f"latency <= {config['budget_ms']} ms"
-    return "no latency budget"
+    limit = _budget(study.user_attrs.get("config", {}), reference)
+    if limit is None:
+        return text + " (No latency budget was set.)"
+    mine = (f"{_fmt(win.latency_ratio, '.2f')}x {reference}" if study.user_attrs.get("config", {}).get("budget_ratio")
+            else f"{_fmt(win.latency_ms, '.3g')} ms")
+    return text + f" It is within the budget ({mine} <= {limit})."
 
 
 def verdict(study: optuna.Study) -> str:
@@ -324,33 +330,67 @@ def verdict(study: optuna.Study) -> str:
     return text + " This rests on the proxy alone so far: the final round has not run."
 
 
+def _budget(config: Dict[str, Any], reference: str) -> Optional[str]:
+    if config.get("budget_ratio"):
+        return f"{config['budget_ratio']:g}x {reference}"
+    if config.get("budget_ms"):
+        return f"{config['budget_ms']:g} ms"
+    return None
+
+
+def _within_budget(best: optuna.trial.FrozenTrial, config: Dict[str, Any], reference: str,
+                   verified: Dict[str, Any]) -> str:
+    """How the best arch stands against the budget (it met it, or it was chosen without one)."""
+    limit = _budget(config, reference)
+    if limit is None:
+        return "(no latency budget)"
+    value = best.user_attrs.get("latency_value")
+    mine = "-" if value is None else (f"{value:.2f}x {reference}" if config.get("budget_ratio") else f"{value:.3g} ms")
+    check = verified.get(str(best.number)) or {}
+    if check.get("within_budget") is False:
+        return (f"is within the budget by the latency table ({mine} <= {limit}) but OVER it as measured on the "
+                f"device ({check.get('ms')} ms)")
+    return f"is within the budget ({mine} <= {limit})"
+
+
 def _proxy_verdict(study: optuna.Study) -> str:
-    """One sentence: what was found and how it compares with the reference on latency and proxy."""
+    """One sentence from the proxy phase: whether the best arch met the budget, and whether it beats
+    the reference by proxy, naming which condition failed (less accurate, slower, over budget)."""
     config = study.user_attrs.get("config", {})
     reference = config.get("reference", "x0_5")
     chosen = chosen_trials(study)
     ref = reference_trials(study).get(reference)
-    ref_ok = ref is not None and ref.state == TrialState.COMPLETE
     if not chosen:
-        return "No feasible arch was found within the budget."
+        limit = _budget(config, reference)
+        return f"No arch within the budget ({limit}) was found: loosen it or run more trials." if limit else \
+            "No feasible arch was found."
     best = chosen[0] if len(study.directions) == 1 else max(chosen, key=lambda t: t.values[0])
-    name = best.user_attrs.get("arch_name")
+    budget = _within_budget(best, config, reference, study.user_attrs.get("verified", {}))
+    head = f"Best arch {best.user_attrs.get('arch_name')} {budget}"
     if best.user_attrs.get("reference"):
-        return f"The best feasible arch is the reference {best.user_attrs['reference']} itself ({name}): " \
-               "no searched arch beat it."
-    if not ref_ok:
-        return f"Best arch: {name} (proxy {best.values[0]:.4g}, {best.user_attrs.get('latency_ms'):.2f} ms); " \
-               f"the reference {reference} was not evaluated in this study."
+        return f"{head}; it is the reference {best.user_attrs['reference']} itself: no searched arch beat it."
+    if ref is None or ref.state != TrialState.COMPLETE:
+        why = ("was not evaluated in this study" if ref is None or not ref.state.is_finished()
+               else f"is itself over the budget ({ref.user_attrs['reason']})" if ref.user_attrs.get("reason")
+               else "did not finish its evaluation")
+        return (f"{head} (proxy {best.values[0]:.4g}, {best.user_attrs.get('latency_ms'):.2f} ms); "
+                f"the reference {reference} {why}, so there is no comparison.")
     d_proxy = best.values[0] - ref.values[0]
     # The candidate's own ratio was measured interleaved with the reference in the same
     # minutes; a ratio of two separate measurements would carry the machine's drift.
     ratio = best.user_attrs.get("latency_ratio")
     if ratio is None:
         ratio = best.user_attrs.get("latency_ms") / ref.user_attrs.get("latency_ms")
-    better = "beats" if d_proxy > 0 and ratio <= 1.0 else "does not beat"
-    return (f"Best arch {name} {better} {reference}: proxy {best.values[0]:.4g} vs {ref.values[0]:.4g} "
-            f"({d_proxy:+.4g}), latency {ratio:.2f}x {reference}'s ({best.user_attrs.get('latency_ms'):.2f} ms; "
-            f"{reference} measured {ref.user_attrs.get('latency_ms'):.2f} ms in its own trial).")
+    accuracy = (f"{'more' if d_proxy > 0 else 'less' if d_proxy < 0 else 'no more'} accurate (proxy "
+                f"{best.values[0]:.4g} vs {ref.values[0]:.4g}, {d_proxy:+.4g})")
+    speed = (f"{'no slower' if ratio <= 1.0 else 'slower'} ({ratio:.2f}x {reference}'s latency; "
+             f"{best.user_attrs.get('latency_ms'):.2f} ms vs {ref.user_attrs.get('latency_ms'):.2f} ms)")
+    if d_proxy > 0 and ratio <= 1.0:
+        return f"{head} and beats {reference}: {accuracy} and {speed}."
+    checks = ((accuracy, d_proxy > 0), (speed, ratio <= 1.0))
+    failed, held = [text for text, ok in checks if not ok], [text for text, ok in checks if ok]
+    return (f"{head} but does not beat {reference}: it is {' and '.join(failed)}"
+            + (f", though {held[0]}" if held else "") + ".")
 
 
 def write_outputs(study: optuna.Study, run_dir: Path) -> Dict[str, Path]:

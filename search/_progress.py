@@ -12,6 +12,7 @@ from typing import Any, Dict, Optional
 import optuna
 
 from ._config import SearchConfig
+from ._objective import REPROPOSAL
 
 TrialState = optuna.trial.TrialState
 
@@ -69,7 +70,7 @@ class Progress:
             return
         trials = study.get_trials(deepcopy=False)
         finished = sum(t.state.is_finished() and (t.state != TrialState.FAIL or "failure" in t.user_attrs)
-                       for t in trials)
+                       and not t.user_attrs.get(REPROPOSAL) for t in trials)
         total = max(self.cfg.n_trials, finished)
         elapsed = time.time() - self.start
         eta = elapsed / self.done_here * (total - finished) if self.done_here else 0.0
@@ -82,6 +83,8 @@ class Progress:
         if event["latency_ratio"] is not None:
             latency += f" ({event['latency_ratio']:.3f}x {self.cfg.reference})"
         feasible = {True: "feasible", False: "infeasible", None: "-"}[event["feasible"]]
+        if trial.user_attrs.get(REPROPOSAL):
+            event["reason"] = f"re-proposal of trial {trial.user_attrs.get('duplicate_of')}, not counted"
         line = (f"[{finished}/{total}] trial {trial.number} {trial.state.name.lower()} {event['arch']}"
                 f"{' (' + event['reference'] + ')' if event['reference'] else ''}: {latency}, "
                 f"{self.cfg.proxy} {_fmt(event['proxy'])}, {feasible}"

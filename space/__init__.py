@@ -1,10 +1,16 @@
-"""What an architecture is: the Arch spec, references, the network builder, cost model, search space."""
+"""What an architecture is: the Arch spec, references, the network builder, cost model, search space.
 
-from ._arch import Arch, ArchError
+Importing `space` does not import MindSpore: the network names (`build`, `ShuffleNetV2`,
+`ShuffleV2Block`) load it on first use, so the CLI answers ``--help``, ``info``
+and bad input at once.
+"""
+
+from typing import Any
+
+from ._arch import Arch, ArchError, block_args
 from ._cost import Cost, LayerCost, cost
 from ._errors import UserError
 from ._model import create_model, load_weights, resolve_arch
-from ._network import ShuffleNetV2, ShuffleV2Block, block_args, build
 from ._reference import REFERENCES, ReferenceModel, reference, reference_model, reference_name
 from ._search_space import DEFAULT_SPACE, SearchSpace, SpaceError
 
@@ -31,3 +37,17 @@ __all__ = [
     "reference_name",
     "resolve_arch",
 ]
+
+_NETWORK = ("ShuffleNetV2", "ShuffleV2Block", "build")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _NETWORK:
+        from . import _network
+
+        return getattr(_network, name)
+    raise AttributeError(f"module 'space' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

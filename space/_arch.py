@@ -6,10 +6,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence, Tuple, Union
+from typing import Any, List, Mapping, Sequence, Tuple, Union
 
-import yaml
-
+from ._cli import parse_yaml, read_yaml
 from ._errors import UserError
 
 NUM_STAGES = 3
@@ -135,7 +134,7 @@ class Arch:
     def from_dict(cls, data: Mapping[str, Any]) -> "Arch":
         if not isinstance(data, Mapping):
             raise ArchError(f"an arch must be a mapping with keys {', '.join(_FIELDS)}; got {type(data).__name__}")
-        unknown = sorted(set(data) - set(_FIELDS))
+        unknown = sorted(set(map(str, data)) - set(_FIELDS))
         if unknown:
             raise ArchError(f"unknown arch key(s) {', '.join(map(str, unknown))}; allowed: {', '.join(_FIELDS)}")
         missing = [k for k in ("widths", "depths") if k not in data]
@@ -144,17 +143,17 @@ class Arch:
         return cls(**dict(data))
 
     def to_yaml(self) -> str:
+        import yaml
+
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
 
     @classmethod
     def from_yaml(cls, text_or_path: Union[str, Path]) -> "Arch":
-        """Load from YAML text or a file. A file may hold the arch at the top or under ``arch:``."""
-        text = _read_yaml_source(text_or_path)
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            where = f"{text_or_path}: " if isinstance(text_or_path, Path) else ""
-            raise ArchError(f"{where}not valid YAML ({str(exc).splitlines()[0]})") from None
+        """Load from YAML text or a file (a `Path`). A file may hold the arch at the top or under ``arch:``."""
+        if isinstance(text_or_path, Path):
+            data = read_yaml(text_or_path, "arch file", ArchError)
+        else:
+            data = parse_yaml(text_or_path, "arch", ArchError)
         if isinstance(data, Mapping) and isinstance(data.get("arch"), Mapping):
             data = data["arch"]
         return cls.from_dict(data)
@@ -163,10 +162,16 @@ class Arch:
         Path(path).write_text(self.to_yaml())
 
 
-def _read_yaml_source(text_or_path: Union[str, Path]) -> str:
-    if isinstance(text_or_path, Path):
-        try:
-            return text_or_path.read_text()
-        except OSError as exc:
-            raise ArchError(f"cannot read arch file {text_or_path}: {exc.strerror}") from None
-    return text_or_path
+def block_args(arch: Arch) -> List[Tuple[int, int, int, int, int]]:
+    """``(in_channels, out_channels, mid_channels, kernel_size, stride)`` of each unit, in order.
+
+    The first unit of a stage takes the previous stage's whole output at stride 2; the others
+    see half the channels (the half that the shuffle routes through ``branch_main``).
+    """
+    args = []
+    channels = arch.stem
+    for width, depth, kernel in zip(arch.widths, arch.depths, arch.kernels):
+        args.append((channels, width, width // 2, kernel, 2))
+        args.extend([(width // 2, width, width // 2, kernel, 1)] * (depth - 1))
+        channels = width
+    return args

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional, Union
+from typing import TYPE_CHECKING, Dict, Optional, Union
 
 from ._arch import Arch
 from ._errors import UserError
-from ._network import ShuffleNetV2, build
 from ._reference import REFERENCES, is_reference_name, reference
+
+if TYPE_CHECKING:  # the network imports MindSpore: loaded only where a model is built
+    from ._network import ShuffleNetV2
 
 ArchLike = Union[str, Path, Arch]
 
@@ -46,7 +48,7 @@ def checkpoint_params(path: Union[str, Path]) -> Dict[str, "object"]:
         raise UserError(f"cannot read checkpoint {path}: {first}") from None
 
 
-def load_weights(net: ShuffleNetV2, path: Union[str, Path], strict: bool = True) -> None:
+def load_weights(net: "ShuffleNetV2", path: Union[str, Path], strict: bool = True) -> None:
     """Load network weights from a checkpoint, refusing missing, unexpected or misshapen keys.
 
     Training state in the file (optimizer moments, step counters) is ignored. With
@@ -82,8 +84,10 @@ def load_weights(net: ShuffleNetV2, path: Union[str, Path], strict: bool = True)
 
 
 def create_model(name_or_arch: ArchLike, num_classes: int = 1000, checkpoint: Optional[Union[str, Path]] = None,
-                 in_channels: int = 3, strict: bool = True) -> ShuffleNetV2:
+                 in_channels: int = 3, strict: bool = True) -> "ShuffleNetV2":
     """Build a model from a reference name, an arch YAML path or an Arch; optionally load weights."""
+    from ._network import build
+
     net = build(resolve_arch(name_or_arch), num_classes=num_classes, in_channels=in_channels)
     if checkpoint:
         load_weights(net, checkpoint, strict=strict)

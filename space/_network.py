@@ -7,12 +7,12 @@ No device-specific code: the same Cell runs in graph mode and PyNative on CPU, G
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import Tuple
 
 import mindspore.common.initializer as init
 from mindspore import Tensor, nn, ops
 
-from ._arch import Arch
+from ._arch import Arch, block_args
 
 
 def _dw_conv(channels: int, kernel: int, stride: int) -> nn.Conv2d:
@@ -71,21 +71,6 @@ class ShuffleV2Block(nn.Cell):
         x = ops.transpose(x, (1, 0, 2))
         x = ops.reshape(x, (2, -1, num_channels // 2, height, width))
         return x[0], x[1]
-
-
-def block_args(arch: Arch) -> List[Tuple[int, int, int, int, int]]:
-    """``(in_channels, out_channels, mid_channels, kernel_size, stride)`` of each unit, in order.
-
-    The first unit of a stage takes the previous stage's whole output at stride 2; the others
-    see half the channels (the half that the shuffle routes through ``branch_main``).
-    """
-    args = []
-    channels = arch.stem
-    for width, depth, kernel in zip(arch.widths, arch.depths, arch.kernels):
-        args.append((channels, width, width // 2, kernel, 2))
-        args.extend([(width // 2, width, width // 2, kernel, 1)] * (depth - 1))
-        channels = width
-    return args
 
 
 class ShuffleNetV2(nn.Cell):

@@ -7,7 +7,7 @@ fallback lives in one place.
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 from ._errors import UserError
 
@@ -41,7 +41,8 @@ def configure(device_target: str = "CPU", mode: Union[int, str] = "graph", devic
 
     target = normalize_device(device_target)
     ms.set_context(mode=parse_mode(mode))
-    if _current_device(ms) == (target, device_id):
+    current_target, current_id = _current_device(ms)
+    if current_target == target and device_id in (None, current_id):
         return  # already there; asking again once kernels have run is an error in MindSpore 2.4+
     try:
         if hasattr(ms, "set_device"):
@@ -56,14 +57,26 @@ def configure(device_target: str = "CPU", mode: Union[int, str] = "graph", devic
                         f"{'' if device_id is None else f' id {device_id}'}: {detail}") from None
 
 
-def _current_device(ms) -> tuple:
-    """(device_target, device_id or None) this process runs on now; device_id None if not set."""
+def _current_device(ms) -> Tuple[str, Optional[int]]:
+    """(device_target, device_id) this process runs on now.
+
+    MindSpore 2.5+ answers with `get_current_device()`; older releases keep both in the
+    context (``device_id`` defaults to 0 there too). None only where neither says.
+    """
     import warnings
 
+    current = getattr(ms, "get_current_device", None)
+    if current is not None:
+        info = current()
+        return info.device_target, info.device_id
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # get_context("device_target") is deprecated but still answers
+        warnings.simplefilter("ignore")  # get_context(...) is deprecated in 2.4+ but still answers
         target = ms.get_context("device_target")
-    return target, None
+        try:
+            device_id = ms.get_context("device_id")
+        except (ValueError, RuntimeError):
+            device_id = None
+    return target, None if device_id is None else int(device_id)
 
 
 def synchronize() -> None:

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import yaml
 
 from ._arch import KERNEL_CHOICES, MAX_CHANNELS, MAX_DEPTH, NUM_STAGES, Arch
+from ._cli import read_yaml
 from ._errors import UserError
 from ._reference import REFERENCES
 
@@ -133,12 +133,7 @@ class SearchSpace:
     @classmethod
     def from_yaml(cls, path: Union[str, Path] = DEFAULT_SPACE) -> "SearchSpace":
         path = Path(path)
-        if not path.is_file():
-            raise SpaceError(f"search space file {path} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise SpaceError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        data = read_yaml(path, "search space file", SpaceError)
         try:
             return cls.from_dict(data, default_name=path.stem)
         except SpaceError as exc:

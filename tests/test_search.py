@@ -40,8 +40,9 @@ def micro_config(run_dir: Path, table: str, **changes) -> dict:
 
 
 def counted(study: optuna.Study):
-    return [t for t in study.get_trials() if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-            or (t.state == TrialState.FAIL and "failure" in t.user_attrs)]
+    """Trials that used a ticket: finished ones, minus re-proposals of an evaluated arch."""
+    return [t for t in study.get_trials() if (t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+            or (t.state == TrialState.FAIL and "failure" in t.user_attrs)) and not t.user_attrs.get("reproposal")]
 
 
 def evaluated_keys(study: optuna.Study):
@@ -290,10 +291,10 @@ def test_export_then_train_py_runs_the_exported_config(tmp_path, micro_table):
     recipe = ROOT / "configs" / "shufflenetv2" / "shufflenet_v2_0.5_fashion_mnist_cpu.yaml"
     exported = export_configs(tmp_path, top=1, recipe=str(recipe))
     assert len(exported) == 1
-    config = yaml.safe_load(exported[0].read_text())
+    config = yaml.safe_load(exported[0].config.read_text())
     assert Path(config["arch"]).is_file() and "model" not in config
     done = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), "-c", str(exported[0]), "--epoch_size", "1", "--subset", "200",
+        [sys.executable, str(ROOT / "train.py"), "-c", str(exported[0].config), "--epoch_size", "1", "--subset", "200",
          "--image_resize", "32", "--ckpt_save_dir", str(tmp_path / "ckpt"), "--warmup_epochs", "0",
          "--decay_epochs", "1"],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -316,3 +317,174 @@ def test_lut_verify_measures_the_chosen_arch(tmp_path, micro_table, latency_cach
     assert record["ms"] > 0 and record["within_budget"] is True
     write_outputs(study, tmp_path)
     assert "Verified on the device" in (tmp_path / "report.md").read_text()
+
+
+# ----- PostgreSQL: the plain URL (psycopg 3 under SQLAlchemy 2.1) and +psycopg2 ----------------
+
+def _plain(url: str) -> str:
+    scheme, rest = url.split("://", 1)
+    return scheme.split("+", 1)[0] + "://" + rest
+
+
+def test_postgresql_plain_and_psycopg2_urls_share_one_study(tmp_path, micro_table):
+    require_pg()
+    plain, psycopg2 = _plain(PG_URL), _plain(PG_URL).replace("postgresql://", "postgresql+psycopg2://", 1)
+    assert open_storage(psycopg2, tmp_path).storage.engine.dialect.driver == "psycopg2"
+    assert open_storage(plain, tmp_path).storage.engine.dialect.driver in ("psycopg", "psycopg2")
+    cfg = micro_config(tmp_path, micro_table, storage=plain, n_trials=1)
+    assert len(counted(run_search(SearchConfig(**cfg)))) == 1
+    study = run_search(SearchConfig(**{**cfg, "storage": psycopg2, "n_trials": 2}))  # resume through the other driver
+    assert len(counted(study)) == 2 and all(t.state == TrialState.COMPLETE for t in counted(study))
+
+
+# ----- the verdict says which condition failed -----------------------------------------------
+
+def _verdict_study(candidate_proxy, candidate_ratio, budget_ratio=2.0, verified=None):
+    from search import verdict
+
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("config", {"budget_ratio": budget_ratio, "reference": "x0_5"})
+    ref = {"reference": "x0_5", "arch_name": "s24-w48.96.192-d4.8.4-l1024", "latency_ms": 2.70, "latency_ratio": 1.0,
+           "latency_value": 1.0, "feasible": 1.0 <= budget_ratio}
+    if ref["feasible"]:
+        study.add_trial(optuna.trial.create_trial(values=[48.3], user_attrs=ref,
+                                                  system_attrs={"constraints": [1.0 - budget_ratio]}))
+    else:  # as the objective records it: pruned with the reason, no proxy
+        ref["reason"] = f"latency 1 is over the budget {budget_ratio:g}"
+        study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, user_attrs=ref,
+                                                  system_attrs={"constraints": [1.0 - budget_ratio]}))
+    cand = {"arch_name": "s24-w80.152.280-d3.6.3-l1024", "latency_ms": 2.70 * candidate_ratio,
+            "latency_ratio": candidate_ratio, "latency_value": candidate_ratio, "feasible": True}
+    study.add_trial(optuna.trial.create_trial(values=[candidate_proxy], user_attrs=cand,
+                                              system_attrs={"constraints": [candidate_ratio - budget_ratio]}))
+    if verified is not None:
+        study.set_user_attr("verified", {"1": verified})
+    return verdict(study)
+
+
+def test_verdict_names_the_condition_that_failed():
+    slower = _verdict_study(60.7, 1.19)
+    assert "is within the budget (1.19x x0_5 <= 2x x0_5) but does not beat x0_5: it is slower (1.19x x0_5's" \
+           in slower and "though more accurate (proxy 60.7 vs 48.3, +12.4)" in slower
+    tight = _verdict_study(40.0, 0.8, budget_ratio=0.9)  # x0_5 itself is over this budget
+    assert "within the budget (0.80x x0_5 <= 0.9x x0_5) (proxy 40, 2.16 ms); the reference x0_5 is itself over " \
+           "the budget (latency 1 is over the budget 0.9), so there is no comparison" in tight
+    best = _verdict_study(50.0, 0.9)
+    assert "within the budget (0.90x x0_5 <= 2x x0_5) and beats x0_5: more accurate" in best
+    over = _verdict_study(60.7, 1.19, verified={"ms": 9.9, "within_budget": False})
+    assert "OVER it as measured on the device (9.9 ms)" in over
+    assert _verdict_study(60.7, 2.5).startswith("Best arch s24-w48.96.192")  # the candidate is over: x0_5 wins
+
+
+# ----- a resumed search proposes new archs ---------------------------------------------------
+
+def test_resumed_search_proposes_new_archs(tmp_path, micro_table):
+    cfg = micro_config(tmp_path, micro_table, n_trials=3, sampler="tpe", seed=0)
+    run_search(SearchConfig(**cfg))
+    study = run_search(SearchConfig(**{**cfg, "n_trials": 5}))
+    trials = counted(study)
+    keys = [t.user_attrs["arch_key"] for t in trials]
+    assert len(trials) == 5 and len(set(keys)) == 5, [t.user_attrs.get("arch_name") for t in study.trials]
+    for t in study.trials:  # a re-proposal (if any) reuses the earlier result and used no ticket
+        if t.user_attrs.get("reproposal"):
+            assert "duplicate_of" in t.user_attrs and t not in trials
+
+
+def test_sampler_seed_differs_by_worker_and_study_state():
+    from search._driver import sampler_seed
+
+    cfg = SearchConfig(budget_ms=1.0, seed=0)
+    assert sampler_seed(cfg, 0, 0) == 0  # a fresh study's first worker keeps the seed
+    seeds = {sampler_seed(cfg, w, n) for w in range(3) for n in (0, 3, 5)}
+    assert len(seeds) == 9
+    assert sampler_seed(SearchConfig(budget_ms=1.0, seed=None), 1, 3) is None
+
+
+# ----- the own-data path: search on a folder, export, train as printed -----------------------
+
+@pytest.fixture(scope="module")
+def two_class_folder(fashion_mnist_folder, tmp_path_factory) -> Path:
+    """A folder of real images with 2 classes (train/ and val/)."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("two_classes")
+    for split in ("train", "val"):
+        for cls in ("class_00", "class_07"):
+            shutil.copytree(fashion_mnist_folder / split / cls, root / split / cls)
+    return root
+
+
+@pytest.mark.slow
+def test_own_folder_search_export_and_train_as_printed(tmp_path, micro_table, two_class_folder):
+    import shlex
+
+    study = run_search(SearchConfig(**micro_config(tmp_path, micro_table, n_trials=1, proxy_data=str(two_class_folder),
+                                                   proxy_resolution=32)))
+    write_outputs(study, tmp_path)
+    recipe = tmp_path / "recipe.yaml"  # a short recipe that still says 10 classes (Fashion-MNIST's)
+    recipe.write_text((ROOT / "configs/shufflenetv2/shufflenet_v2_0.5_fashion_mnist_cpu.yaml").read_text()
+                      + "epoch_size: 1\nwarmup_epochs: 0\ndecay_epochs: 1\nbatch_size: 8\nsubset: null\n")
+    (exported,) = export_configs(tmp_path, top=1, recipe=str(recipe))
+    text = exported.config.read_text()
+    config = yaml.safe_load(text)
+    assert (config["dataset"], config["data_dir"], config["num_classes"], config["image_resize"]) == \
+           ("imagenet", str(two_class_folder), 2, 32)
+    assert "num_classes: 2  # classifier outputs" in text  # each key carries its help as a comment
+    argv = shlex.split(exported.command)
+    assert argv[0] == "python" and "/path/to" not in exported.command
+    done = subprocess.run([sys.executable, *argv[1:]], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 classes" in done.stdout and "warning" not in done.stderr
+    ckpt = Path(config["ckpt_save_dir"]) / "best.ckpt"
+    assert ckpt.is_file()
+
+    def run(script, *extra):
+        return subprocess.run([sys.executable, str(ROOT / script), "-c", str(exported.config), *extra], cwd=ROOT,
+                              capture_output=True, text=True, timeout=600)
+
+    fewer = run("validate.py", "--ckpt_path", str(ckpt), "--num_classes", "1")
+    assert fewer.returncode == 2 and "num_classes 1 is smaller than the 2 classes" in fewer.stderr
+    more = run("train.py", "--num_classes", "3", "--max_steps", "1", "--ckpt_save_dir", str(tmp_path / "more"))
+    warnings = [line for line in more.stderr.splitlines() if line.startswith("warning:")]
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert len(warnings) == 1 and "num_classes 3 is larger than the 2 classes" in warnings[0]
+
+
+# ----- optuna-dashboard shows our trials whole -----------------------------------------------
+
+def _wsgi_get(app, path: str):
+    import json
+    from wsgiref.util import setup_testing_defaults
+
+    environ = {"PATH_INFO": path, "REQUEST_METHOD": "GET", "QUERY_STRING": ""}
+    setup_testing_defaults(environ)
+    status = []
+    body = b"".join(app(environ, lambda s, headers, exc_info=None: status.append(s)))
+    return status[0], json.loads(body)
+
+
+@pytest.mark.slow
+def test_optuna_dashboard_loads_our_study_with_whole_attributes(tmp_path, latency_cache):
+    import json
+
+    if os.environ.get("CI"):
+        import optuna_dashboard
+    else:
+        optuna_dashboard = pytest.importorskip("optuna_dashboard", reason="pip install 'shufflenas[dashboard]'")
+    cfg = micro_config(tmp_path, None, latency_source="measure", latency_table=None, budget_ms=None,
+                       budget_ratio=1.0, latency_warmup=5, latency_repeats=10, latency_cache=latency_cache,
+                       n_trials=1, proxy="train", proxy_epochs=2, proxy_subset=64, proxy_val_subset=64,
+                       proxy_batch_size=32, proxy_resolution=32, pruner="none")
+    run_search(SearchConfig(**cfg))
+    app = optuna_dashboard.wsgi(f"sqlite:///{tmp_path / 'study.db'}")
+    status, studies = _wsgi_get(app, "/api/studies")
+    assert status.startswith("200")
+    study_id = next(s["study_id"] for s in studies["study_summaries"] if s["study_name"] == cfg["study_name"])
+    status, detail = _wsgi_get(app, f"/api/studies/{study_id}")
+    assert status.startswith("200") and len(detail["trials"]) == 1
+    attrs = {a["key"]: a["value"] for a in detail["trials"][0]["user_attrs"]}
+    assert {"arch", "cost", "latency", "latency_env", "proxy", "proxy_curve", "latency_ratio"} <= set(attrs)
+    for key, value in attrs.items():  # the dashboard cuts values at 1 KiB: each must arrive whole, as JSON
+        assert len(value) < 1024, (key, len(value))
+        json.loads(value) if value[:1] in "[{" else None
+    assert len(json.loads(attrs["proxy_curve"])) == 2

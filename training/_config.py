@@ -1,26 +1,28 @@
-"""The training recipe's keys: defaults, YAML + command line merge, unknown-key errors.
+"""The training recipe's keys: defaults, help, YAML + command line merge, unknown-key errors.
 
 Key names are MindCV's (configs/shufflenetv2/*.yaml load as they are) plus a few of ours
-(``arch``, ``device_id``, ``subset``, ``val_subset``, ``resume_opt``, ``auto_resume``, ``max_steps``, ``export``,
-``diverge_loss``). Every key is a command-line flag of the same name; the command line wins
-over the YAML file, which wins over the defaults here.
+(``arch``, ``device_id``, ``subset``, ``val_subset``, ``resume_opt``, ``auto_resume``, ``max_steps``,
+``export``, ``diverge_loss``). Each key is described once, on its `TrainConfig` field
+(`space._settings.setting`); every key is a command-line flag of the same name, the command
+line wins over the YAML file, which wins over the defaults here.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
-
 from space import UserError
-from space._cli import load_yaml_mapping, str2bool
+from space._cli import load_yaml_mapping
+from space._settings import add_flags, check_choices, coerce_all, given, keys, setting
 
 EXPORT_FORMATS = ("MINDIR", "ONNX")
 AMP_LEVELS = ("O0", "O1", "O2", "O3", "auto")
+SCHEDULERS = ("cosine_decay", "warmup_cosine_decay", "constant")
+_SEE = "train.py --help"
 
 
 @dataclass(frozen=True)
@@ -28,71 +30,74 @@ class TrainConfig:
     """One training run. Field names are the YAML keys and the CLI flags."""
 
     # system
-    mode: int = 0
-    distribute: bool = False
-    device_target: str = "auto"
-    device_id: Optional[int] = None
-    num_parallel_workers: int = 8
-    val_while_train: bool = True
-    val_interval: int = 1
-    log_interval: int = 100
-    seed: int = 42
+    mode: int = setting(0, "MindSpore execution mode: 0 graph, 1 PyNative")
+    distribute: bool = setting(False, "data-parallel over the devices msrun started")
+    device_target: str = setting("auto", "CPU, GPU, Ascend, or auto (this MindSpore build's default)")
+    device_id: Optional[int] = setting(None, "device number; none: 0, or the rank's own under msrun")
+    num_parallel_workers: int = setting(8, "data pipeline worker threads")
+    val_while_train: bool = setting(True, "evaluate on the val split during training")
+    val_interval: int = setting(1, "evaluate every this many epochs", unit="epochs")
+    log_interval: int = setting(100, "log a training line every this many steps", unit="steps")
+    seed: int = setting(42, "seed of initialisation, data order and augmentation")
     # dataset (the DataConfig fields of training/data.py)
-    dataset: str = "imagenet"
-    data_dir: Optional[str] = None
-    train_split: str = "train"
-    val_split: str = "val"
-    dataset_download: bool = False
-    shuffle: bool = True
-    subset: Optional[int] = None
-    val_subset: Optional[int] = None
-    batch_size: int = 64
-    drop_remainder: bool = True
+    dataset: str = setting("imagenet", "imagenet (an ImageNet-style folder in data_dir) or fashion_mnist (built in)")
+    data_dir: Optional[str] = setting(None, "folder holding train/<class>/* and val/<class>/*", metavar="DIR")
+    train_split: str = setting("train", "subfolder of data_dir with the training images")
+    val_split: str = setting("val", "subfolder of data_dir with the validation images")
+    dataset_download: bool = setting(False, "download the dataset (not supported: give a local data_dir)")
+    shuffle: bool = setting(True, "shuffle the training images every epoch")
+    subset: Optional[int] = setting(None, "use only this many images of each split (class-balanced); none: all",
+                                    unit="images")
+    val_subset: Optional[int] = setting(None, "val images to use; none: as subset", unit="images")
+    batch_size: int = setting(64, "images per step on each device", unit="images")
+    drop_remainder: bool = setting(True, "drop the last incomplete training batch of an epoch")
     # augmentation
-    image_resize: int = 224
-    scale: Tuple[float, float] = (0.08, 1.0)
-    ratio: Tuple[float, float] = (0.75, 1.333)
-    hflip: float = 0.5
-    color_jitter: Optional[float] = 0.4
-    interpolation: str = "bilinear"
-    crop_pct: float = 0.875
-    re_prob: float = 0.0
+    image_resize: int = setting(224, "input side of the network", unit="px")
+    scale: Tuple[float, float] = setting((0.08, 1.0), "random-resized-crop area range, as fractions of the image")
+    ratio: Tuple[float, float] = setting((0.75, 1.333), "random-resized-crop aspect-ratio range")
+    hflip: float = setting(0.5, "probability of a horizontal flip")
+    color_jitter: Optional[float] = setting(0.4, "brightness, contrast and saturation jitter; none: off")
+    interpolation: str = setting("bilinear", "resize interpolation: bilinear, bicubic, ...")
+    crop_pct: float = setting(0.875, "val: centre crop as a fraction of the resized side")
+    re_prob: float = setting(0.0, "probability of random erasing")
     # model
-    model: str = "shufflenet_v2_x0_5"
-    arch: Optional[str] = None
-    num_classes: Optional[int] = None
-    pretrained: bool = False
-    ckpt_path: str = ""
-    resume_opt: bool = False
-    auto_resume: bool = False
-    keep_checkpoint_max: int = 10
-    ckpt_save_dir: str = "./ckpt"
-    ckpt_save_interval: int = 1
-    epoch_size: int = 90
-    max_steps: Optional[int] = None
-    dataset_sink_mode: bool = True
-    amp_level: str = "O0"
-    export: Optional[str] = None
+    model: str = setting("shufflenet_v2_x0_5", "reference model: shufflenet_v2_x0_5, _x1_0, _x1_5, _x2_0")
+    arch: Optional[str] = setting(None, "arch YAML file of a searched arch (wins over model)", metavar="PATH")
+    num_classes: Optional[int] = setting(None, "classifier outputs; none: the classes of the data")
+    pretrained: bool = setting(False, "download pretrained weights (not supported: give ckpt_path)")
+    ckpt_path: str = setting("", "checkpoint to start from (with resume_opt: to resume)", metavar="PATH")
+    resume_opt: bool = setting(False, "also restore optimizer state, epoch and step from ckpt_path")
+    auto_resume: bool = setting(False, "continue from the newest whole checkpoint in ckpt_save_dir, if any "
+                                       "(run the same command again after a kill)")
+    keep_checkpoint_max: int = setting(10, "epoch checkpoints kept (the newest)")
+    ckpt_save_dir: str = setting("./ckpt", "where checkpoints, logs and exports go", metavar="DIR")
+    ckpt_save_interval: int = setting(1, "save a checkpoint every this many epochs", unit="epochs")
+    epoch_size: int = setting(90, "epochs to train (0 with export: only export ckpt_path)", unit="epochs")
+    max_steps: Optional[int] = setting(None, "stop after this many steps in total; none: no limit", unit="steps")
+    dataset_sink_mode: bool = setting(True, "MindCV's sink mode (steps are fed from Python here either way)")
+    amp_level: str = setting("O0", "mixed precision: O0 float32, O1/O2/O3 more float16, auto", choices=AMP_LEVELS)
+    export: Optional[str] = setting(None, "after training, export the network as MINDIR or ONNX")
     # loss
-    loss: str = "CE"
-    label_smoothing: float = 0.0
-    diverge_loss: Optional[float] = None
+    loss: str = setting("CE", "loss: CE (cross-entropy, the only one supported)")
+    label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy")
+    diverge_loss: Optional[float] = setting(None, "stop when the loss exceeds this; none: 10 x ln(num_classes)")
     # lr scheduler
-    scheduler: str = "cosine_decay"
-    lr: float = 0.001
-    min_lr: float = 0.0
-    warmup_epochs: int = 0
-    warmup_factor: float = 0.0
-    decay_epochs: int = 90
-    lr_epoch_stair: bool = False
+    scheduler: str = setting("cosine_decay", "learning-rate schedule", choices=SCHEDULERS)
+    lr: float = setting(0.001, "peak learning rate")
+    min_lr: float = setting(0.0, "learning rate at the end of the cosine decay")
+    warmup_epochs: int = setting(0, "linear warm-up before the decay", unit="epochs")
+    warmup_factor: float = setting(0.0, "warm-up starts at this fraction of lr")
+    decay_epochs: int = setting(90, "length of the cosine decay", unit="epochs")
+    lr_epoch_stair: bool = setting(False, "change the learning rate once per epoch, not every step")
     # optimizer
-    opt: str = "momentum"
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    weight_decay_filter: str = "auto"
-    use_nesterov: bool = False
-    loss_scale: float = 1.0
-    loss_scale_type: str = "fixed"
+    opt: str = setting("momentum", "optimizer: momentum (SGD with momentum, the only one supported)")
+    momentum: float = setting(0.9, "SGD momentum")
+    weight_decay: float = setting(1e-4, "L2 weight decay")
+    weight_decay_filter: str = setting("auto", "auto: no decay on BatchNorm and biases; disable: decay all",
+                                       choices=("auto", "disable"))
+    use_nesterov: bool = setting(False, "Nesterov momentum")
+    loss_scale: float = setting(1.0, "fixed loss scale (float16 training)")
+    loss_scale_type: str = setting("fixed", "loss scaling: fixed (the only one supported)", choices=("fixed",))
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -111,8 +116,7 @@ class TrainConfig:
         return DataConfig(**{f.name: getattr(self, f.name) for f in fields(self) if f.name in names})
 
 
-KEYS: Tuple[str, ...] = tuple(f.name for f in fields(TrainConfig))
-_HINTS = typing.get_type_hints(TrainConfig)
+KEYS: Tuple[str, ...] = keys(TrainConfig)
 
 
 def _validate(c: TrainConfig) -> None:
@@ -129,18 +133,13 @@ def _validate(c: TrainConfig) -> None:
         raise UserError(f"need 0 <= min_lr <= lr and lr > 0, got lr {c.lr}, min_lr {c.min_lr}")
     if not 0.0 <= c.label_smoothing < 1.0:
         raise UserError(f"label_smoothing must be in [0, 1), got {c.label_smoothing}")
-    if c.scheduler not in ("cosine_decay", "warmup_cosine_decay", "constant"):
-        raise UserError(f"scheduler {c.scheduler!r} is not supported; use cosine_decay or constant")
     if c.opt.lower() != "momentum":
         raise UserError(f"opt {c.opt!r} is not supported; the ShuffleNetV2 recipe uses momentum")
     if c.loss.upper() != "CE":
         raise UserError(f"loss {c.loss!r} is not supported; the ShuffleNetV2 recipe uses CE")
-    if c.weight_decay_filter not in ("auto", "disable"):
-        raise UserError(f"weight_decay_filter must be 'auto' or 'disable', got {c.weight_decay_filter!r}")
-    if c.loss_scale_type != "fixed" or c.loss_scale <= 0:
-        raise UserError(f"only a fixed positive loss scale is supported, got {c.loss_scale_type} {c.loss_scale}")
-    if c.amp_level not in AMP_LEVELS:
-        raise UserError(f"amp_level must be one of {', '.join(AMP_LEVELS)}, got {c.amp_level!r}")
+    check_choices(c)
+    if c.loss_scale <= 0:
+        raise UserError(f"loss_scale must be positive, got {c.loss_scale}")
     if c.device_target != "auto":
         from space._runtime import normalize_device
 
@@ -160,46 +159,13 @@ def _validate(c: TrainConfig) -> None:
         raise UserError(f"num_classes must be positive, got {c.num_classes}")
 
 
-def _coerce_one(key: str, value: Any) -> Any:
-    hint = _HINTS[key]
-    optional = type(None) in typing.get_args(hint)
-    base = next((a for a in typing.get_args(hint) if a is not type(None)), hint) if optional else hint
-    if value is None or (optional and isinstance(value, str) and value.strip().lower() in ("none", "null", "")):
-        if optional:
-            return None
-        raise UserError(f"{key} needs a value")
-    try:
-        if base is bool:
-            return value if isinstance(value, bool) else str2bool(str(value))
-        if typing.get_origin(base) is tuple:
-            if isinstance(value, str):
-                value = [v for v in value.strip("()[] ").split(",") if v.strip()]
-            items = tuple(float(v) for v in value)
-            if len(items) != 2:
-                raise ValueError("expected two numbers")
-            return items
-        if base is int:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError("expected an integer")
-            return int(value)
-        if base is float:
-            return float(value)
-        return str(value)
-    except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
-        raise UserError(f"bad value for {key}: {value!r} ({exc})") from None
-
-
-def coerce(values: Mapping[str, Any], source: str = "config") -> Dict[str, Any]:
+def coerce(values: Mapping[str, Any], where: str = "") -> Dict[str, Any]:
     """Type-converted values; unknown keys are a UserError naming them all."""
-    unknown = sorted(set(values) - set(KEYS))
-    if unknown:
-        raise UserError(f"unknown {source} key(s): {', '.join(unknown)}; see train.py --help for the known keys")
-    return {k: _coerce_one(k, v) for k, v in values.items()}
+    return coerce_all(TrainConfig, values, where=where, see=_SEE)
 
 
 def read_yaml(path: Union[str, Path]) -> Dict[str, Any]:
-    data = load_yaml_mapping(path, "config file")
-    return coerce(data, source=f"key in {path}")
+    return coerce(load_yaml_mapping(path, "config file"), where=str(path))
 
 
 def make_config(config: Union[TrainConfig, Mapping[str, Any], None] = None, **overrides: Any) -> TrainConfig:
@@ -212,20 +178,15 @@ def make_config(config: Union[TrainConfig, Mapping[str, Any], None] = None, **ov
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """``-c/--config`` and one ``--<key>`` flag per recipe key (default: not given)."""
+    """``-c/--config`` and one flag per recipe key, with its help line from the field (default: not given)."""
     parser.add_argument("-c", "--config", default=None, help="recipe YAML (keys as below; flags override it)")
-    group = parser.add_argument_group("recipe keys (YAML keys of the same name)")
-    defaults = TrainConfig.__dataclass_fields__
-    for key in KEYS:
-        default = defaults[key].default
-        group.add_argument(f"--{key}", default=argparse.SUPPRESS, metavar=key.upper(),
-                           help=f"default {list(default) if isinstance(default, tuple) else default!r}")
+    add_flags(parser, TrainConfig, "recipe keys")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """Defaults < YAML file (``--config``) < command-line flags."""
     values: Dict[str, Any] = read_yaml(args.config) if getattr(args, "config", None) else {}
-    values.update(coerce({k: getattr(args, k) for k in KEYS if hasattr(args, k)}, source="flag"))
+    values.update(coerce(given(args, TrainConfig), where="flags"))
     return TrainConfig(**values)
 
 

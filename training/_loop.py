@@ -145,11 +145,17 @@ def _loaders(config: TrainConfig, ctx: Context, need_train: bool):
 
 
 def _num_classes(config: TrainConfig, loader) -> int:
+    """The classifier size: num_classes, checked against the classes the data holds."""
     if config.num_classes is None:
         return loader.num_classes
+    data = config.data_dir or config.dataset
     if config.num_classes < loader.num_classes:
         raise UserError(f"num_classes {config.num_classes} is smaller than the {loader.num_classes} classes "
-                        f"of the dataset; drop --num_classes or raise it")
+                        f"of {data}; set --num_classes {loader.num_classes} (or None to count them)")
+    if config.num_classes > loader.num_classes:
+        sys.stderr.write(f"warning: num_classes {config.num_classes} is larger than the {loader.num_classes} classes "
+                         f"of {data}: {config.num_classes - loader.num_classes} outputs never see a label "
+                         f"(--num_classes {loader.num_classes} fits the data)\n")
     return config.num_classes
 
 
