@@ -75,8 +75,8 @@ class SearchConfig:
     prefilter_margin: float = setting(1.5, "skip without measuring a candidate estimated over this x the budget",
                                       unit="x budget")
     # proxy: the default is the calibrated one (evaluator.proxy.DEFAULT_PROXY and TRAIN_DEFAULTS)
-    proxy: str = setting("train", "proxy of accuracy: train (short training), naswot, synflow, grad_norm, snip, "
-                                  "params or flops")
+    proxy: str = setting("train", "proxy of accuracy: train (short training: val top-1), tse (the same training: "
+                                  "minus its mean training loss), naswot, synflow, grad_norm, snip, params or flops")
     proxy_data: str = setting("fashion_mnist", "proxy data: fashion_mnist or an ImageNet-style folder "
                                                "(train/<class>/*, val/<class>/*); export trains on it", metavar="DATA")
     proxy_resolution: int = setting(64, "input side of the proxy's images", unit="px")

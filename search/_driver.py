@@ -60,7 +60,9 @@ def make_sampler(cfg: SearchConfig, worker_index: int = 0, trials_in_study: int 
 
 
 def make_pruner(cfg: SearchConfig) -> optuna.pruners.BasePruner:
-    if cfg.pruner == "none" or cfg.mode == "pareto" or cfg.proxy != "train":
+    from evaluator.proxy import TRAINING_PROXIES
+
+    if cfg.pruner == "none" or cfg.mode == "pareto" or cfg.proxy not in TRAINING_PROXIES:
         return optuna.pruners.NopPruner()
     if cfg.pruner == "sha":
         return optuna.pruners.SuccessiveHalvingPruner()

@@ -113,7 +113,9 @@ class Objective:
 
     def _proxy(self, trial: optuna.Trial, arch: Arch) -> Dict[str, Any]:
         cfg = self.cfg
-        if cfg.proxy == "train":
+        from evaluator.proxy import TRAINING_PROXIES
+
+        if cfg.proxy in TRAINING_PROXIES:
             from evaluator.proxy import train_score
 
             prune = cfg.mode == "constrained" and cfg.pruner != "none"
@@ -128,7 +130,7 @@ class Objective:
             result = train_score(arch, cfg.proxy_data, epochs=cfg.proxy_epochs, resolution=cfg.proxy_resolution,
                                  batch_size=cfg.proxy_batch_size, subset=cfg.proxy_subset,
                                  val_subset=cfg.proxy_val_subset, seed=cfg.proxy_seed, lr=cfg.proxy_lr,
-                                 warmup_epochs=cfg.proxy_warmup_epochs, on_epoch=on_epoch,
+                                 warmup_epochs=cfg.proxy_warmup_epochs, on_epoch=on_epoch, signal=cfg.proxy,
                                  **({"recipe": cfg.proxy_recipe} if cfg.proxy_recipe else {}))
             if result.settings.get("stopped_by_callback"):
                 _set_proxy(trial, result.to_dict())
