@@ -79,6 +79,7 @@ def test_mindcv_parameter_layout_x0_5():
 
 
 def test_mindcv_weight_init_scales():
+    ms.set_seed(0)  # a fixed draw: the std of a 216-value depthwise weight varies by ~5 % between draws
     net = build(reference("x0_5"))
     params = {p.name: p.asnumpy() for p in net.get_parameters()}
     assert params["first_conv.0.weight"].std() == pytest.approx(0.01, rel=0.15)
