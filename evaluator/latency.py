@@ -11,8 +11,9 @@ crash, out-of-memory kill or time-out of the worker comes back as ``LatencyResul
 Results are cached in SQLite (`_cache`), keyed by everything that changes a latency.
 
 Backends are the modules ``evaluator/_backend_<name>.py`` (NAME, DEVICES, DTYPES, REQUIRES,
-INSTALL_HINT, version(), set_threads(n), prepare(cell, example, device, dtype)); a new file
-of that shape is a new backend.
+INSTALL_HINT, version(), set_threads(n), and either prepare(cell, example, device, dtype), timed
+in the worker, or export(cell, example, path) plus TIMER, the module of a clean process that
+times the exported files); a new file of that shape is a new backend.
 """
 
 from __future__ import annotations

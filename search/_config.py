@@ -15,7 +15,7 @@ from space._cli import load_yaml_mapping, str2bool
 MODES = ("constrained", "pareto")
 SAMPLERS = ("tpe", "nsga2", "random", "gp")
 PRUNERS = ("median", "sha", "none")
-LATENCY_SOURCES = ("measure", "lut", "lut+verify")
+LATENCY_SOURCES = ("measure", "lut", "lut+verify", "predictor", "predictor+verify")
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class SearchConfig:
     # latency
     latency_source: str = "measure"
     latency_table: Optional[str] = None
+    latency_predictor: Optional[str] = None  # file of `search.py predictor build`, for the predictor sources
     backend: str = "mindspore"
     device: str = "CPU"
     device_id: int = 0
@@ -126,11 +127,13 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
     need(cfg.mode == "pareto" or cfg.budget_ms is not None or cfg.budget_ratio is not None,
          "constrained mode needs a latency budget: set budget_ms (absolute) or budget_ratio (x the reference)")
     need(cfg.prefilter_margin >= 1.0, f"prefilter_margin must be at least 1, got {cfg.prefilter_margin}")
-    need(cfg.latency_source == "measure" or cfg.latency_table is not None,
-         f"latency_source {cfg.latency_source} needs latency_table: a table built with `search.py lut build`")
-    if cfg.latency_table is not None and cfg.latency_source != "measure":
-        need(Path(cfg.latency_table).is_file(), f"latency_table {cfg.latency_table} does not exist; "
-                                                "build it with `search.py lut build`")
+    for source, key, build in (("lut", "latency_table", "lut build"), ("predictor", "latency_predictor",
+                                                                        "predictor build")):
+        if cfg.latency_source.startswith(source):
+            path = getattr(cfg, key)
+            need(path is not None, f"latency_source {cfg.latency_source} needs {key}: a file built with "
+                                   f"`search.py {build}`")
+            need(Path(path).is_file(), f"{key} {path} does not exist; build it with `search.py {build}`")
     need(Path(cfg.space).is_file(), f"space file {cfg.space} does not exist")
     need(str(cfg.proxy_data).lower().replace("-", "_") == "fashion_mnist" or Path(cfg.proxy_data).is_dir(),
          f"proxy_data {cfg.proxy_data}: use fashion_mnist or an ImageNet-style folder that exists")
