@@ -9,7 +9,7 @@ from pathlib import Path
 from space._search_space import DEFAULT_SPACE
 
 from ._cli_latency import add_settings, cache_arg
-from ._cli_lut import ProgressLine, print_check
+from ._cli_lut import ProgressLine, add_check_and_show, print_check, show_references_and_prediction
 
 NAME = "predictor"
 HELP = "build a kernel-level latency predictor for any arch of a space, check or show it"
@@ -37,18 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="reference measured whole for ratio mode; repeat for several (default x0_5)")
     build.add_argument("--seed", type=int, default=0, help="seed of the whole archs")
     build.add_argument("--cache", default="default", help="SQLite cache for whole archs; 'none' disables it")
-    check = sub.add_parser("check", help="predicted vs measured latency on archs sampled from a space")
-    check.add_argument("predictor", metavar="FILE")
+    check = add_check_and_show(sub, "predictor", "a space", "a predictor's settings, fits")
     check.add_argument("--space", default=None, help="space to sample (default: the predictor's first space)")
-    check.add_argument("--n", type=int, default=30, help="archs to sample (default 30)")
-    check.add_argument("--seed", type=int, default=1)
-    check.add_argument("--device-id", type=int, default=0)
-    check.add_argument("--repeats", type=int, default=50)
-    check.add_argument("--cache", default="default", help="SQLite cache; 'none' disables it")
-    check.add_argument("--json", action="store_true")
-    show = sub.add_parser("show", help="print a predictor's settings, fits and the predicted latency of an arch")
-    show.add_argument("predictor", metavar="FILE")
-    show.add_argument("--arch", metavar="NAME_OR_ARCH_YAML", help="predict this arch")
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -93,7 +83,8 @@ def _check(args: argparse.Namespace) -> int:
     if space is not None:
         predictor.check(space=space)
     report = check_predictor(predictor, args.n, space=space, seed=args.seed, device_id=args.device_id,
-                             repeats=args.repeats, cache=cache_arg(args.cache), progress=ProgressLine("predictor check"))
+                             repeats=args.repeats, cache=cache_arg(args.cache),
+                             progress=ProgressLine("predictor check"))
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -102,8 +93,6 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from space import resolve_arch
-
     from .predictor import LatencyPredictor
 
     p = LatencyPredictor.load(args.predictor)
@@ -123,11 +112,7 @@ def _show(args: argparse.Namespace) -> int:
     graph = d["graph"]
     terms = ", ".join(f"{t} {c:+.4g}" for t, c in zip(graph["terms"], graph["coef"]))
     print(f"graph term    {terms}; leave-one-out {_pct(graph['loo_mape_pct'])} on {len(graph['archs'])} archs")
-    for name, ref in d["references"].items():
-        print(f"reference     {name}: {ref['median_ms']:.3f} ms measured")
-    if args.arch:
-        arch = resolve_arch(args.arch)
-        print(f"prediction    {arch.name}: {p.predict(arch):.3f} ms")
+    show_references_and_prediction(p, args.arch)
     return 0
 
 

@@ -94,3 +94,40 @@ def measured_reference(data: Dict[str, Any], name: str, what: str, build: str) -
                         f"mode divides by the reference measured on the target, so rebuild it with "
                         f"`{build} --reference {name}`, or set budget_ms instead of budget_ratio")
     return float(refs[name]["median_ms"])
+
+
+class BuiltFile:
+    """What latency tables and predictors share: a versioned JSON file, its settings header,
+    the check against it and the references measured at build time. Subclasses set WHAT,
+    BUILD (the command that builds one), FORMAT and VERSION."""
+
+    WHAT = BUILD = FORMAT = ""
+    VERSION = 0
+
+    def __init__(self, data: Dict[str, Any]) -> None:
+        check_format(data, self.WHAT, self.FORMAT, self.VERSION, self.BUILD)
+        self.data = data
+
+    @classmethod
+    def load(cls, path: Union[str, Path]):
+        return cls(load_json(path, cls.WHAT, cls.BUILD))
+
+    def save(self, path: Union[str, Path]) -> None:
+        save_json(path, self.data)
+
+    batch_size = property(lambda self: self.data["batch_size"])
+    resolution = property(lambda self: self.data["resolution"])
+    dtype = property(lambda self: self.data["dtype"])
+    backend = property(lambda self: self.data["backend"])
+    device = property(lambda self: self.data["device"])
+    num_classes = property(lambda self: self.data["num_classes"])
+    clock = property(lambda self: self.data.get("clock", "wall"))
+    environment = property(lambda self: self.data["environment"], doc="where and with what the parts were timed")
+
+    def check_settings(self, **given: Any) -> None:
+        """UserError if a given setting (None: not checked) differs from the file's."""
+        check_settings(self.data, self.WHAT, self.BUILD, **given)
+
+    def reference_ms(self, name: str) -> float:
+        """The reference's latency measured whole on the target at build time (ratio mode)."""
+        return measured_reference(self.data, name, self.WHAT, self.BUILD)

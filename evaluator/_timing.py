@@ -25,6 +25,9 @@ STABLE_TOL = 0.05
 # runs of a block (the cache refill after a switch) are not timed.
 BLOCK = 10
 DROP = 2
+# Part of every cached result's key: results timed another way (run-by-run alternation, ONNX
+# Runtime beside MindSpore) are not reused.
+METHOD = "blocks-10-2/clean-onnxruntime"
 
 
 @dataclass

@@ -23,8 +23,7 @@ from space import Arch, SearchSpace, UserError
 
 from ._check import Progress, check_predictions
 from ._env import utc_now
-from ._header import (check_format, check_settings, load_json, measure_references, measure_whole, measured_reference,
-                      save_json)
+from ._header import BuiltFile, measure_references, measure_whole
 from ._parts import Part, arch_parts, describe, empty_part, part_key
 from ._parts_run import PartsFile, failure_summary, measure_parts
 from .latency import base_request
@@ -81,47 +80,27 @@ def _same_space(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
     return {k: v for k, v in a.items() if k != "name"} == {k: v for k, v in b.items() if k != "name"}
 
 
-class LatencyTable:
+class LatencyTable(BuiltFile):
     """A loaded (or freshly built) latency table. `load`, `save`, `predict`, `check`."""
 
+    WHAT, BUILD, FORMAT, VERSION = WHAT, BUILD, FORMAT, VERSION
+
     def __init__(self, data: Dict[str, Any]) -> None:
-        check_format(data, WHAT, FORMAT, VERSION, BUILD)
-        self.data = data
+        super().__init__(data)
         self.space = SearchSpace.from_dict(data["space"])
         self.entries: Dict[str, Dict[str, Any]] = data["entries"]
 
-    # ----- file ---------------------------------------------------------------------------
-    @classmethod
-    def load(cls, path: Union[str, Path]) -> "LatencyTable":
-        return cls(load_json(path, WHAT, BUILD))
-
-    def save(self, path: Union[str, Path]) -> None:
-        save_json(path, self.data)
-
-    # ----- settings -----------------------------------------------------------------------
-    batch_size = property(lambda self: self.data["batch_size"])
-    resolution = property(lambda self: self.data["resolution"])
-    dtype = property(lambda self: self.data["dtype"])
-    backend = property(lambda self: self.data["backend"])
-    device = property(lambda self: self.data["device"])
-    num_classes = property(lambda self: self.data["num_classes"])
-    clock = property(lambda self: self.data.get("clock", "wall"))
-    environment = property(lambda self: self.data["environment"], doc="where and with what the parts were timed")
     overhead = property(lambda self: self.data["overhead"], doc="the fitted intercept and scale, or None")
 
     def check(self, *, batch_size: Optional[int] = None, resolution: Optional[int] = None,
               space: Optional[SearchSpace] = None, dtype: Optional[str] = None, backend: Optional[str] = None,
               device: Optional[str] = None, clock: Optional[str] = None) -> None:
         """UserError if any given setting differs from what the table was built for."""
-        check_settings(self.data, WHAT, BUILD, batch_size=batch_size,
-                       resolution=resolution, dtype=dtype, backend=backend, device=device, clock=clock)
+        self.check_settings(batch_size=batch_size, resolution=resolution, dtype=dtype, backend=backend,
+                            device=device, clock=clock)
         if space is not None and not _same_space(space.to_dict(), self.data["space"]):
             raise UserError(f"this latency table was built for search space {self.space.name!r} "
                             f"({self.data['space']}), not for space {space.name!r}; build a table for that space")
-
-    def reference_ms(self, name: str) -> float:
-        """The reference's latency measured whole on the target at build time (ratio mode)."""
-        return measured_reference(self.data, name, WHAT, BUILD)
 
     # ----- prediction ---------------------------------------------------------------------
     def parts_sum_ms(self, arch: Arch) -> float:
@@ -164,7 +143,8 @@ def _fit(sums: Sequence[float], measured: Sequence[float]) -> Dict[str, float]:
 def build_table(space: Union[SearchSpace, str, Path], *, backend: str = "mindspore", device: str = "CPU",
                 device_id: int = 0, batch_size: int = 1, resolution: int = 224, dtype: str = "float32",
                 warmup: int = 10, repeats: Optional[int] = None, threads: Optional[int] = 1,
-                num_classes: int = 1000, clock: str = "wall", fit_archs: int = 5, seed: int = 0, partial: Union[str, Path, None] = None,
+                num_classes: int = 1000, clock: str = "wall", fit_archs: int = 5, seed: int = 0,
+                partial: Union[str, Path, None] = None,
                 chunk: int = 24, timeout_per_part: float = 120.0, cache: Any = "default",
                 references: Sequence[str] = ("x0_5",), progress: Optional[Progress] = None) -> LatencyTable:
     """Measure every part of ``space``, fit the overhead on ``fit_archs`` sampled archs, return the table.

@@ -20,8 +20,7 @@ resolution, dtype, backend, device, clock) and spaces; anything else is a UserEr
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -29,7 +28,7 @@ from space import Arch, Cost, SearchSpace, UserError, cost
 
 from ._check import check_predictions
 from ._features import part_features, part_group
-from ._header import check_format, check_settings, load_json, measured_reference, save_json
+from ._header import BuiltFile
 from ._parts import arch_parts, part_key
 
 FORMAT = "shufflenas-latency-predictor"
@@ -77,32 +76,15 @@ class PartFits:
         return self._part_ms[key]
 
 
-class LatencyPredictor:
+class LatencyPredictor(BuiltFile):
     """A loaded (or freshly built) predictor: `load`, `save`, `check`, `predict`, `reference_ms`."""
 
+    WHAT, BUILD, FORMAT, VERSION = WHAT, BUILD, FORMAT, VERSION
+
     def __init__(self, data: Dict[str, Any]) -> None:
-        check_format(data, WHAT, FORMAT, VERSION, BUILD)
-        self.data = data
+        super().__init__(data)
         self.spaces = [SearchSpace.from_dict(s) for s in data["spaces"]]
         self.fits = PartFits(data["groups"])
-
-    # ----- file ---------------------------------------------------------------------------
-    @classmethod
-    def load(cls, path: Union[str, Path]) -> "LatencyPredictor":
-        return cls(load_json(path, WHAT, BUILD))
-
-    def save(self, path: Union[str, Path]) -> None:
-        save_json(path, self.data)
-
-    # ----- settings -----------------------------------------------------------------------
-    batch_size = property(lambda self: self.data["batch_size"])
-    resolution = property(lambda self: self.data["resolution"])
-    dtype = property(lambda self: self.data["dtype"])
-    backend = property(lambda self: self.data["backend"])
-    device = property(lambda self: self.data["device"])
-    num_classes = property(lambda self: self.data["num_classes"])
-    clock = property(lambda self: self.data["clock"])
-    environment = property(lambda self: self.data["environment"], doc="where and with what the parts were timed")
 
     @property
     def space(self) -> SearchSpace:
@@ -117,17 +99,13 @@ class LatencyPredictor:
               device: Optional[str] = None, clock: Optional[str] = None) -> None:
         """UserError if a given setting differs from what the predictor was built for, or the
         space holds archs outside the predictor's spaces."""
-        check_settings(self.data, WHAT, BUILD, batch_size=batch_size, resolution=resolution, dtype=dtype,
-                       backend=backend, device=device, clock=clock)
+        self.check_settings(batch_size=batch_size, resolution=resolution, dtype=dtype, backend=backend,
+                            device=device, clock=clock)
         if space is not None and not self.covers(space):
             names = ", ".join(repr(s.name) for s in self.spaces)
             raise UserError(f"this latency predictor was built for space(s) {names}, which do not hold every arch "
                             f"of space {space.name!r} ({space.to_dict()}); build one with `{BUILD} --space` "
                             f"that space")
-
-    def reference_ms(self, name: str) -> float:
-        """The reference's latency measured whole on the target at build time (ratio mode)."""
-        return measured_reference(self.data, name, WHAT, BUILD)
 
     # ----- prediction ---------------------------------------------------------------------
     def parts_ms(self, arch: Arch, costed: Optional[Cost] = None) -> float:
