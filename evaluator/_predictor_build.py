@@ -24,7 +24,7 @@ import itertools
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -98,6 +98,12 @@ class _Group:
         self.taken[i] = True
         self.distance = np.minimum(self.distance, np.linalg.norm(self.x - self.x[i], axis=1))
         return self.parts[i]
+
+    def take_all(self, keys: set) -> None:
+        """Mark the parts with these keys taken (measured or failed)."""
+        for i, key in enumerate(self.keys):
+            if key in keys and not self.taken[i]:
+                self.take(i)
 
     def farthest(self) -> Optional[int]:
         """The untaken part farthest from every taken one (the largest part first)."""
@@ -337,10 +343,7 @@ def build_predictor(spaces: Sequence[Union[SearchSpace, str, Path]], *, backend:
     share_archs = _whole_archs(spaces, SHARE_ARCHS, seed + 1)
     while True:
         for group in groups.values():
-            for i, key in enumerate(group.keys):
-                if key in done.measured or key in failed:
-                    if not group.taken[i]:
-                        group.take(i)
+            group.take_all(set(done.measured) | set(failed))
         left = budget_parts - _parts_measured(done)
         if left <= 0 or spent >= 60 * budget_minutes:
             break
@@ -359,27 +362,41 @@ def build_predictor(spaces: Sequence[Union[SearchSpace, str, Path]], *, backend:
     data = _assemble(settings, spaces, repeats, empty_ms, fits, groups, done, spent, failed, budget_parts,
                      budget_minutes)
     predictor = LatencyPredictor(data)
-    whole = _whole_archs(spaces, whole_archs, seed)
-    rows, refs = [], {}
     whole_start = time.monotonic()
-    for arch in whole + [reference(name) for name in references]:
+
+    def measured_whole(arch: Arch) -> float:
+        nonlocal count
         ms = target.measure_arch(arch)
         count += 1
         if progress is not None:
             progress(count, total, f"whole arch {arch.name}: {ms:.3f} ms")
-        name = next((n for n in references if reference(n) == arch), None)
-        if name is not None:
-            refs[name] = {"arch": arch.to_dict(), "median_ms": ms}
-        if any(s.contains(arch) for s in spaces) and not any(r["arch"] == arch.to_dict() for r in rows):
-            costed = cost(arch, resolution, num_classes)
-            parts = predictor.parts_ms(arch, costed)
-            rows.append({"arch": arch.to_dict(), "measured_ms": ms, "parts_ms": parts,
-                         "terms": graph_terms(costed, parts)})
+        return ms
+
+    rows, data["references"] = _whole_rows(predictor, _whole_archs(spaces, whole_archs, seed), references,
+                                           measured_whole)
     data["graph"] = _fit_graph(rows)
-    data["references"] = refs
     data["build"]["whole_s"] = time.monotonic() - whole_start
     data["environment"] = dict(target.environment)
     return LatencyPredictor(data)
+
+
+def _whole_rows(predictor: LatencyPredictor, archs: List[Arch], references: Sequence[str],
+                measured: Callable[[Arch], float]) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
+    """Measure the whole archs and the references: the graph term's rows (archs inside the
+    predictor's spaces, each once) and the references' measured latencies."""
+    rows, refs, seen = [], {}, set()
+    for arch in archs + [reference(name) for name in references]:
+        ms = measured(arch)
+        for name in references:
+            if reference(name) == arch:
+                refs[name] = {"arch": arch.to_dict(), "median_ms": ms}
+        if arch.key not in seen and any(s.contains(arch) for s in predictor.spaces):
+            seen.add(arch.key)
+            costed = cost(arch, predictor.resolution, predictor.num_classes)
+            parts = predictor.parts_ms(arch, costed)
+            rows.append({"arch": arch.to_dict(), "measured_ms": ms, "parts_ms": parts,
+                         "terms": graph_terms(costed, parts)})
+    return rows, refs
 
 
 def _parts_measured(done: PartsFile) -> int:

@@ -47,10 +47,8 @@ def _fault() -> None:
 
 
 def _one_core() -> None:
-    """Keep this process (and the threads it starts) on one core. MindSpore hands each kernel
-    between its actor and kernel threads, and the one waiting spins: spread over two cores, the
-    process CPU time of one inference of x0_5 read 13-27 ms against a steady 12.1-12.2 ms on one
-    core (64 px, a shared host). The CPU clock approximates 1-thread latency only this way."""
+    """Keep this process (and the threads it starts) on one core (see ONE_CORE_FOR_CPU_CLOCK in
+    `_backend_mindspore`)."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
@@ -61,7 +59,8 @@ def _setup(req: Dict[str, Any]):
     from .latency import backend_module
 
     backend = backend_module(req["backend"])
-    if req.get("clock") == "cpu" and req.get("threads") == 1 and req["device"] == "CPU":
+    if getattr(backend, "ONE_CORE_FOR_CPU_CLOCK", False) and req.get("clock") == "cpu" and req.get("threads") == 1 \
+            and req["device"] == "CPU":
         _one_core()
     configure(req["device"], "graph", req["device_id"])
     threads = backend.set_threads(req.get("threads"))
