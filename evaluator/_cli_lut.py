@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from typing import Optional
 from pathlib import Path
 
 from space import UserError
@@ -29,20 +30,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--max-parts", type=int, default=2000,
                        help="refuse spaces with more distinct parts than this (default 2000)")
     build.add_argument("--cache", default="default", help="SQLite cache for the fit archs; 'none' disables it")
-    check = sub.add_parser("check", help="predicted vs measured latency on archs sampled from the table's space")
-    check.add_argument("table", metavar="FILE")
+    add_check_and_show(sub, "table", "the table's space", "a table's settings")
+
+
+def add_check_and_show(sub, dest: str, sampled: str, shown: str) -> argparse.ArgumentParser:
+    """The ``check`` and ``show`` actions tables and predictors share; returns ``check``'s parser."""
+    check = sub.add_parser("check", help=f"predicted vs measured latency on archs sampled from {sampled}")
+    check.add_argument(dest, metavar="FILE")
     check.add_argument("--n", type=int, default=30, help="archs to sample (default 30)")
     check.add_argument("--seed", type=int, default=1)
     check.add_argument("--device-id", type=int, default=0)
     check.add_argument("--repeats", type=int, default=50)
     check.add_argument("--cache", default="default", help="SQLite cache; 'none' disables it")
     check.add_argument("--json", action="store_true")
-    show = sub.add_parser("show", help="print a table's settings and the predicted latency of an arch")
-    show.add_argument("table", metavar="FILE")
+    show = sub.add_parser("show", help=f"print {shown} and the predicted latency of an arch")
+    show.add_argument(dest, metavar="FILE")
     show.add_argument("--arch", metavar="NAME_OR_ARCH_YAML", help="predict this arch")
+    return check
 
 
-class _Progress:
+class ProgressLine:
     """``done/total, elapsed, ETA`` on stderr; one line per step (logs stay readable)."""
 
     def __init__(self, label: str) -> None:
@@ -86,7 +93,8 @@ def _build(args: argparse.Namespace) -> int:
                         batch_size=args.batch_size, resolution=args.resolution, dtype=args.dtype,
                         warmup=args.warmup, repeats=args.repeats, threads=args.threads, clock=args.clock,
                         fit_archs=args.fit_archs,
-                        seed=args.seed, partial=partial, cache=cache_arg(args.cache), progress=_Progress("lut build"))
+                        seed=args.seed, partial=partial, cache=cache_arg(args.cache),
+                        progress=ProgressLine("lut build"))
     table.save(out)
     partial.unlink(missing_ok=True)
     fit = table.overhead
@@ -101,10 +109,16 @@ def _check(args: argparse.Namespace) -> int:
 
     table = LatencyTable.load(args.table)
     report = check_table(table, args.n, seed=args.seed, device_id=args.device_id, repeats=args.repeats,
-                         cache=cache_arg(args.cache), progress=_Progress("lut check"))
+                         cache=cache_arg(args.cache), progress=ProgressLine("lut check"))
     if args.json:
         print(json.dumps(report, indent=2))
-        return 0
+    else:
+        print_check(report)
+    return 0
+
+
+def print_check(report: dict) -> None:
+    """The rows and summary of `_check.check_predictions` as a table."""
     print(f"{'arch':<34}{'predicted ms':>14}{'measured ms':>13}{'error %':>9}")
     for row in report["rows"]:
         if row["error"]:
@@ -112,14 +126,11 @@ def _check(args: argparse.Namespace) -> int:
         else:
             print(f"{row['arch']:<34}{row['predicted_ms']:>14.3f}{row['measured_ms']:>13.3f}{row['error_pct']:>+9.1f}")
     print(f"MAPE {report['mape_pct']:.2f} %, worst {report['max_abs_error_pct']:.2f} %, "
-          f"{report['within_10pct']}/{report['measured']} within 10 %" +
-          (f"; {report['failed']} measurements failed" if report["failed"] else ""))
-    return 0
+          f"{report['within_5pct']}/{report['measured']} within 5 %, {report['within_10pct']}/{report['measured']} "
+          f"within 10 %" + (f"; {report['failed']} measurements failed" if report["failed"] else ""))
 
 
 def _show(args: argparse.Namespace) -> int:
-    from space import resolve_arch
-
     from .lut import LatencyTable
 
     table = LatencyTable.load(args.table)
@@ -134,10 +145,19 @@ def _show(args: argparse.Namespace) -> int:
         o = d["overhead"]
         print(f"overhead fit  intercept {o['intercept_ms']:.3f} ms, scale {o['scale']:.3f}, R^2 {o['r2']:.3f} "
               f"on {len(o['archs'])} archs")
-    if args.arch:
-        arch = resolve_arch(args.arch)
-        print(f"prediction    {arch.name}: {table.predict(arch):.3f} ms")
+    show_references_and_prediction(table, args.arch)
     return 0
+
+
+def show_references_and_prediction(model, arch: Optional[str]) -> None:
+    """`show`'s last lines: the references measured at build time, and ``arch`` predicted."""
+    from space import resolve_arch
+
+    for name, ref in (model.data.get("references") or {}).items():
+        print(f"reference     {name}: {ref['median_ms']:.3f} ms measured")
+    if arch:
+        arch = resolve_arch(arch)
+        print(f"prediction    {arch.name}: {model.predict(arch):.3f} ms")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,9 +3,9 @@ fixed per-call overhead ("empty"). Plain data; `_cells` turns a part into a Mind
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
-from space import Arch, block_args, cost
+from space import Arch, Cost, block_args, cost
 
 Part = Dict[str, Any]
 
@@ -47,9 +47,11 @@ def empty_part() -> Part:
     return {"kind": "empty"}
 
 
-def arch_parts(arch: Arch, resolution: int, num_classes: int = 1000) -> List[Part]:
-    """The parts of ``arch`` in network order (with repeats); input sizes come from the cost model."""
-    sizes = {row.name: row.in_size for row in cost(arch, resolution, num_classes).layers}
+def arch_parts(arch: Arch, resolution: int, num_classes: int = 1000, costed: Optional[Cost] = None) -> List[Part]:
+    """The parts of ``arch`` in network order (with repeats); input sizes come from the cost model
+    (``costed``: its cost at this resolution, when the caller has it already)."""
+    costed = costed or cost(arch, resolution, num_classes)
+    sizes = {row.name: row.in_size for row in costed.layers}
     parts: List[Part] = [{"kind": "stem", "in": 3, "out": arch.stem, "size": resolution}]
     for i, (cin, cout, mid, kernel, stride) in enumerate(block_args(arch)):
         parts.append({"kind": "block", "in": cin, "out": cout, "mid": mid, "kernel": kernel, "stride": stride,

@@ -11,8 +11,9 @@ crash, out-of-memory kill or time-out of the worker comes back as ``LatencyResul
 Results are cached in SQLite (`_cache`), keyed by everything that changes a latency.
 
 Backends are the modules ``evaluator/_backend_<name>.py`` (NAME, DEVICES, DTYPES, REQUIRES,
-INSTALL_HINT, version(), set_threads(n), prepare(cell, example, device, dtype)); a new file
-of that shape is a new backend.
+INSTALL_HINT, version(), set_threads(n), and either prepare(cell, example, device, dtype), timed
+in the worker, or export(cell, example, path) plus TIMER, the module of a clean process that
+times the exported files); a new file of that shape is a new backend.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from space._runtime import normalize_device
 from ._cache import LatencyCache, cache_key
 from ._env import host_name, mindspore_version, utc_now
 from ._spawn import run_worker
+from ._timing import METHOD
 
 DEFAULT_REFERENCE = "x0_5"
 DEFAULT_TIMEOUT_S = 900.0
@@ -204,7 +206,7 @@ def measure(arch: Union[Arch, str, Path], *, backend: str = "mindspore", device:
     store = _open_cache(cache)
     key = cache_key([cand.key, backend, req["device"], batch_size, resolution, dtype, mindspore_version(),
                      host_name(), threads, num_classes, None if ref is None else ref.key]
-                    + ([] if clock == "wall" else [clock]))
+                    + ([] if clock == "wall" else [clock]) + [METHOD])
     if store is not None and not refresh:
         hit = store.get(key)
         if hit is not None:

@@ -14,26 +14,26 @@ about anything else is a UserError, never a guess.
 
 from __future__ import annotations
 
-import json
-import math
-import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
 from space import Arch, SearchSpace, UserError
 
+from ._check import Progress, check_predictions
 from ._env import utc_now
+from ._header import BuiltFile, measure_references, measure_whole
 from ._parts import Part, arch_parts, describe, empty_part, part_key
-from ._spawn import run_worker
-from .latency import LatencyResult, base_request, measure
+from ._parts_run import PartsFile, failure_summary, measure_parts
+from .latency import base_request
 
 FORMAT = "shufflenas-latency-table"
 VERSION = 1
+WHAT = "latency table"
+BUILD = "search.py lut build"
 # Per-part repeats when none are given: ONNX Runtime parts take tens of microseconds.
 DEFAULT_PART_REPEATS = {"onnxruntime": 200}
-Progress = Callable[[int, int, str], None]
 
 
 def _feasible_levels(space: SearchSpace) -> List[List[int]]:
@@ -80,61 +80,24 @@ def _same_space(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
     return {k: v for k, v in a.items() if k != "name"} == {k: v for k, v in b.items() if k != "name"}
 
 
-class LatencyTable:
+class LatencyTable(BuiltFile):
     """A loaded (or freshly built) latency table. `load`, `save`, `predict`, `check`."""
 
+    WHAT, BUILD, FORMAT, VERSION = WHAT, BUILD, FORMAT, VERSION
+
     def __init__(self, data: Dict[str, Any]) -> None:
-        if data.get("format") != FORMAT:
-            raise UserError(f"not a latency table (format {data.get('format')!r}, expected {FORMAT!r})")
-        if data.get("version") != VERSION:
-            raise UserError(f"latency table version {data.get('version')!r} is not supported (this code reads "
-                            f"version {VERSION}); rebuild it with `search.py lut build`")
-        self.data = data
+        super().__init__(data)
         self.space = SearchSpace.from_dict(data["space"])
         self.entries: Dict[str, Dict[str, Any]] = data["entries"]
 
-    # ----- file ---------------------------------------------------------------------------
-    @classmethod
-    def load(cls, path: Union[str, Path]) -> "LatencyTable":
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"latency table {path} does not exist; build one with `search.py lut build`")
-        try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise UserError(f"{path}: not a latency table ({exc})") from None
-        if not isinstance(data, dict):
-            raise UserError(f"{path}: not a latency table")
-        return cls(data)
-
-    def save(self, path: Union[str, Path]) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1))
-        tmp.replace(path)
-
-    # ----- settings -----------------------------------------------------------------------
-    batch_size = property(lambda self: self.data["batch_size"])
-    resolution = property(lambda self: self.data["resolution"])
-    dtype = property(lambda self: self.data["dtype"])
-    backend = property(lambda self: self.data["backend"])
-    device = property(lambda self: self.data["device"])
-    num_classes = property(lambda self: self.data["num_classes"])
-    clock = property(lambda self: self.data.get("clock", "wall"))
-    environment = property(lambda self: self.data["environment"], doc="where and with what the parts were timed")
     overhead = property(lambda self: self.data["overhead"], doc="the fitted intercept and scale, or None")
 
     def check(self, *, batch_size: Optional[int] = None, resolution: Optional[int] = None,
               space: Optional[SearchSpace] = None, dtype: Optional[str] = None, backend: Optional[str] = None,
               device: Optional[str] = None, clock: Optional[str] = None) -> None:
         """UserError if any given setting differs from what the table was built for."""
-        for name, value in (("batch size", batch_size), ("resolution", resolution), ("dtype", dtype),
-                            ("backend", backend), ("device", device), ("clock", clock)):
-            built = self.data.get(name.replace(" ", "_"), "wall" if name == "clock" else None)
-            if value is not None and value != built:
-                raise UserError(f"this latency table was built for {name} {built}, not {value}; "
-                                f"build a table for {name} {value} with `search.py lut build`")
+        self.check_settings(batch_size=batch_size, resolution=resolution, dtype=dtype, backend=backend,
+                            device=device, clock=clock)
         if space is not None and not _same_space(space.to_dict(), self.data["space"]):
             raise UserError(f"this latency table was built for search space {self.space.name!r} "
                             f"({self.data['space']}), not for space {space.name!r}; build a table for that space")
@@ -177,63 +140,18 @@ def _fit(sums: Sequence[float], measured: Sequence[float]) -> Dict[str, float]:
             "max_abs_error_pct": float(np.max(np.abs(pred - y) / y) * 100)}
 
 
-def _read_partial(path: Path, header: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
-    """Entries already measured by an interrupted build with the same settings."""
-    if not path.is_file():
-        return {}
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    if not lines or lines[0].get("header") != header:
-        raise UserError(f"{path} holds parts of a build with other settings; delete it or choose another --out")
-    return {r["key"]: r for r in lines[1:] if "error" not in r}
-
-
-def _measure_parts(todo: List[Part], request: Dict[str, Any], partial: Path, timeout_per_part: float,
-                   chunk: int, report: Callable[[Dict[str, Any]], None],
-                   environment: Dict[str, Any]) -> Dict[str, str]:
-    """Measure parts in workers of ``chunk`` parts each; append results to ``partial`` and the
-    workers' environment record to ``environment``. Returns the parts that failed, with reasons."""
-    failed: Dict[str, str] = {}
-    queue = list(todo)
-    while queue:
-        batch, queue = queue[:chunk], queue[chunk:]
-        done: set = set()
-
-        def on_record(record: Dict[str, Any]) -> None:
-            if "environment" in record:
-                environment.update(record["environment"])
-            if "key" not in record:
-                return
-            done.add(record["key"])
-            if "error" in record:
-                failed[record["key"]] = record["error"]
-            else:
-                with partial.open("a") as f:
-                    f.write(json.dumps(record) + "\n")
-            report(record)
-
-        records, error = run_worker({**request, "kind": "parts", "parts": batch},
-                                    60.0 + timeout_per_part * len(batch), on_record)
-        fatal = [r["error"] for r in records if r.get("fatal")]
-        if fatal:  # the worker could not even start measuring (device, backend): no point retrying
-            raise UserError(f"measuring latency-table parts failed: {fatal[0]}")
-        if error is not None:
-            rest = [p for p in batch if part_key(p) not in done]
-            if rest:  # the part in flight gets the blame; the others go back in the queue
-                failed[part_key(rest[0])] = error
-                queue = rest[1:] + queue
-    return failed
-
-
 def build_table(space: Union[SearchSpace, str, Path], *, backend: str = "mindspore", device: str = "CPU",
                 device_id: int = 0, batch_size: int = 1, resolution: int = 224, dtype: str = "float32",
                 warmup: int = 10, repeats: Optional[int] = None, threads: Optional[int] = 1,
-                num_classes: int = 1000, clock: str = "wall", fit_archs: int = 5, seed: int = 0, partial: Union[str, Path, None] = None,
+                num_classes: int = 1000, clock: str = "wall", fit_archs: int = 5, seed: int = 0,
+                partial: Union[str, Path, None] = None,
                 chunk: int = 24, timeout_per_part: float = 120.0, cache: Any = "default",
-                progress: Optional[Progress] = None) -> LatencyTable:
+                references: Sequence[str] = ("x0_5",), progress: Optional[Progress] = None) -> LatencyTable:
     """Measure every part of ``space``, fit the overhead on ``fit_archs`` sampled archs, return the table.
 
     ``partial`` (a .jsonl path) keeps finished parts, so an interrupted build resumes where it
     stopped. ``progress(done, total, what)`` is called after each part and each fit arch.
+    ``references`` are measured whole too: ratio mode divides by them (`LatencyTable.reference_ms`).
     """
     if not isinstance(space, SearchSpace):
         space = SearchSpace.from_yaml(space)
@@ -244,11 +162,8 @@ def build_table(space: Union[SearchSpace, str, Path], *, backend: str = "mindspo
     total = len(parts) + fit_archs
     header = {k: v for k, v in request.items() if k != "device_id"}
     header["space"] = space.to_dict()
-    partial_path = Path(partial) if partial else None
-    entries = _read_partial(partial_path, header) if partial_path else {}
-    if partial_path and not partial_path.is_file():
-        partial_path.parent.mkdir(parents=True, exist_ok=True)
-        partial_path.write_text(json.dumps({"header": header}) + "\n")
+    done = PartsFile(partial, header)
+    entries = done.measured
     environment: Dict[str, Any] = {}
     todo = [p for p in parts if part_key(p) not in entries]
     count = len(parts) - len(todo)
@@ -256,22 +171,14 @@ def build_table(space: Union[SearchSpace, str, Path], *, backend: str = "mindspo
     def report(record: Dict[str, Any]) -> None:
         nonlocal count
         count += 1
-        if "error" not in record:
-            entries[record["key"]] = record
+        done.add(record)
         if progress is not None:
             progress(count, total, record["key"] + (f" FAILED: {record['error']}" if "error" in record else ""))
 
     if todo:
-        if partial_path is not None:
-            failed = _measure_parts(todo, request, partial_path, timeout_per_part, chunk, report, environment)
-        else:
-            with tempfile.TemporaryDirectory(prefix="shufflenas-lut-") as tmp:
-                failed = _measure_parts(todo, request, Path(tmp) / "parts.jsonl", timeout_per_part, chunk, report,
-                                        environment)
+        failed = measure_parts(todo, request, timeout_per_part, chunk, report, environment)
         if failed:
-            listed = "; ".join(f"{k}: {v}" for k, v in list(failed.items())[:3])
-            raise UserError(f"{len(failed)} of {len(parts)} parts could not be measured ({listed}); "
-                            f"rerun the build to retry them")
+            raise UserError(failure_summary(failed, len(parts)))
     table_entries = {part_key(p): {**p, **{k: entries[part_key(p)][k] for k in
                                           ("median_ms", "p10_ms", "p90_ms", "mean_ms", "std_ms", "runs",
                                            "compile_s")}} for p in parts}
@@ -287,9 +194,7 @@ def build_table(space: Union[SearchSpace, str, Path], *, backend: str = "mindspo
     fit_rows = []
     for i in range(fit_archs):
         arch = space.sample(rng)
-        result = measure(arch, backend=backend, device=device, device_id=device_id, batch_size=batch_size,
-                         resolution=resolution, dtype=dtype, warmup=warmup, repeats=50, threads=threads,
-                         reference=None, num_classes=num_classes, clock=clock, cache=cache)
+        result = measure_whole(arch, data, cache=cache, device_id=device_id, warmup=warmup)
         if not result.ok:
             raise UserError(f"fitting the overhead: measuring {arch.name} failed: {result.error}")
         if not environment:
@@ -301,6 +206,7 @@ def build_table(space: Union[SearchSpace, str, Path], *, backend: str = "mindspo
     if fit_rows:
         data["overhead"] = {**_fit([r["parts_sum_ms"] for r in fit_rows], [r["measured_ms"] for r in fit_rows]),
                             "archs": fit_rows}
+    data["references"] = measure_references(references, data, cache=cache, device_id=device_id)
     data["environment"] = environment or _environment_of(request)
     return table
 
@@ -329,30 +235,8 @@ def check_table(table: LatencyTable, n: int = 30, *, seed: int = 1, device_id: i
                 repeats: int = 50, cache: Any = "default",
                 progress: Optional[Progress] = None) -> Dict[str, Any]:
     """Predicted vs measured latency of ``n`` archs sampled from the table's space."""
-    if n < 1:
-        raise UserError(f"--n must be at least 1, got {n}")
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n):
-        arch = table.space.sample(rng)
-        predicted = table.predict(arch)
-        result: LatencyResult = measure(
-            arch, backend=table.backend, device=table.device, device_id=device_id, batch_size=table.batch_size,
-            resolution=table.resolution, dtype=table.dtype, warmup=warmup, repeats=repeats,
-            threads=table.data.get("threads"), reference=None, num_classes=table.num_classes,
-            clock=table.data.get("clock", "wall"), cache=cache)
-        row = {"arch": arch.name, "key": arch.key, "predicted_ms": predicted, "measured_ms": result.median_ms,
-               "error": result.error}
-        if result.ok:
-            row["error_pct"] = 100.0 * (predicted - result.median_ms) / result.median_ms
-        rows.append(row)
-        if progress is not None:
-            progress(i + 1, n, arch.name)
-    errors = [abs(r["error_pct"]) for r in rows if "error_pct" in r]
-    return {"n": n, "measured": len(errors), "failed": n - len(errors),
-            "mape_pct": float(np.mean(errors)) if errors else math.nan,
-            "max_abs_error_pct": float(np.max(errors)) if errors else math.nan,
-            "within_10pct": int(sum(e <= 10 for e in errors)), "rows": rows}
+    return check_predictions(table, table.space, n, seed=seed, device_id=device_id, warmup=warmup, repeats=repeats,
+                             cache=cache, progress=progress)
 
 
 __all__ = ["FORMAT", "VERSION", "LatencyTable", "build_table", "check_table", "space_part_count", "space_parts"]

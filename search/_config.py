@@ -18,7 +18,7 @@ from space._settings import add_flags, check_choices, coerce_all, keys, setting
 MODES = ("constrained", "pareto")
 SAMPLERS = ("tpe", "nsga2", "random", "gp")
 PRUNERS = ("median", "sha", "none")
-LATENCY_SOURCES = ("measure", "lut", "lut+verify")
+LATENCY_SOURCES = ("measure", "lut", "lut+verify", "predictor", "predictor+verify")
 DTYPES = ("float32", "float16")
 CLOCKS = ("wall", "cpu")
 
@@ -50,9 +50,12 @@ class SearchConfig:
     enqueue_references: bool = setting(True, "evaluate the reference archs inside the space first")
     # latency
     latency_source: str = setting("measure", "measure on this host's device, or predict from a latency table "
-                                             "(lut+verify: then measure the chosen archs)", choices=LATENCY_SOURCES)
+                                             "or predictor (+verify: then measure the chosen archs)",
+                                  choices=LATENCY_SOURCES)
     latency_table: Optional[str] = setting(None, "table built with `search.py lut build` (for latency_source lut)",
                                            metavar="PATH")
+    latency_predictor: Optional[str] = setting(None, "predictor built with `search.py predictor build` (for "
+                                                     "latency_source predictor)", metavar="PATH")
     backend: str = setting("mindspore", "runtime latency is measured with: mindspore or onnxruntime")
     device: str = setting("CPU", "device latency is measured on: CPU, GPU or Ascend")
     device_id: int = setting(0, "number of the device to measure on")
@@ -134,11 +137,13 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
     need(cfg.mode == "pareto" or cfg.budget_ms is not None or cfg.budget_ratio is not None,
          "constrained mode needs a latency budget: set budget_ms (absolute) or budget_ratio (x the reference)")
     need(cfg.prefilter_margin >= 1.0, f"prefilter_margin must be at least 1, got {cfg.prefilter_margin}")
-    need(cfg.latency_source == "measure" or cfg.latency_table is not None,
-         f"latency_source {cfg.latency_source} needs latency_table: a table built with `search.py lut build`")
-    if cfg.latency_table is not None and cfg.latency_source != "measure":
-        need(config_path(cfg.latency_table).is_file(), f"latency_table {cfg.latency_table} does not exist; "
-                                                "build it with `search.py lut build`")
+    for source, key, build in (("lut", "latency_table", "lut build"), ("predictor", "latency_predictor",
+                                                                        "predictor build")):
+        if cfg.latency_source.startswith(source):
+            path = getattr(cfg, key)
+            need(path is not None, f"latency_source {cfg.latency_source} needs {key}: a file built with "
+                                   f"`search.py {build}`")
+            need(config_path(path).is_file(), f"{key} {path} does not exist; build it with `search.py {build}`")
     need(config_path(cfg.space).is_file(), f"space file {cfg.space} does not exist")
     need(str(cfg.proxy_data).lower().replace("-", "_") == "fashion_mnist" or Path(cfg.proxy_data).is_dir(),
          f"proxy_data {cfg.proxy_data}: use fashion_mnist or an ImageNet-style folder that exists")

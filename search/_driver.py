@@ -24,7 +24,7 @@ from space import REFERENCES, SearchSpace, UserError
 
 from ._config import SearchConfig
 from ._final import FinalSettings, run_final_round
-from ._latency_source import LatencySource
+from ._latency_source import LatencySource, load_model
 from ._objective import REPROPOSAL, CandidateFailed, Objective, directions
 from ._progress import Progress
 from ._storage import StudyStorage, fail_stale, open_storage, redact
@@ -72,10 +72,8 @@ def make_pruner(cfg: SearchConfig) -> optuna.pruners.BasePruner:
 def fingerprint(cfg: SearchConfig) -> Dict[str, Any]:
     """What must match for a worker to join a study: the kind of device latency comes from."""
     if cfg.latency_source != "measure":
-        from evaluator.lut import LatencyTable
-
-        table = LatencyTable.load(cfg.latency_table)
-        return {"latency_source": "lut", "backend": table.backend, "device": table.device,
+        table, kind, _ = load_model(cfg)
+        return {"latency_source": kind, "backend": table.backend, "device": table.device,
                 "batch_size": table.batch_size, "resolution": table.resolution, "dtype": table.dtype,
                 "clock": table.clock}
     from evaluator._env import cpu_model
@@ -230,13 +228,14 @@ def run_search(cfg: SearchConfig) -> optuna.Study:
         if bad and all(code == 2 for code in bad):
             raise UserError("the workers refused to run (see their messages above)")
     study = optuna.load_study(study_name=cfg.study_name, storage=store.storage)
-    if cfg.latency_source == "lut+verify":
+    if cfg.latency_source.endswith("+verify"):
         verify(study, cfg)
     return study
 
 
 def verify(study: optuna.Study, cfg: SearchConfig) -> None:
-    """Measure the chosen archs for real (lut+verify); flag any whose real latency breaks the budget.
+    """Measure the chosen archs for real (lut+verify, predictor+verify); flag any whose real latency
+    breaks the budget.
 
     Results go to the study's user attribute ``verified`` ({trial number: record}): a finished
     trial cannot be changed in Optuna.
@@ -257,7 +256,7 @@ def verify(study: optuna.Study, cfg: SearchConfig) -> None:
             "within_budget": None if value is None or source.budget is None else value <= source.budget}
         if not cfg.quiet:
             over = verified[str(t.number)]["within_budget"] is False
-            print(f"verified trial {t.number} {t.user_attrs.get('arch_name')}: table "
+            print(f"verified trial {t.number} {t.user_attrs.get('arch_name')}: predicted "
                   f"{t.user_attrs.get('latency_ms'):.3f} ms, measured {latency.ms} ms"
                   f"{'  OVER BUDGET on the real device' if over else ''}", flush=True)
     study.set_user_attr("verified", verified)

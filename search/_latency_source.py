@@ -1,8 +1,11 @@
-"""Latency of a candidate for the search: measured on this host's device, or from a table.
+"""Latency of a candidate for the search: measured on this host's device, or predicted by a
+latency table or a kernel-level predictor built on the target.
 
 The value compared with the budget is in the budget's unit: milliseconds (``budget_ms``) or
-the ratio to the reference arch (``budget_ratio``; measured in the same worker and minutes
-as the candidate, or predicted from the same table).
+the ratio to the reference arch (``budget_ratio``). A measured candidate's ratio comes from
+the same worker and minutes as the reference; a predicted one is divided by the reference's
+latency *measured* on the target when the table or predictor was built, never by a
+prediction of it.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from space import Arch, Cost, resolve_arch
+from space import Arch, Cost
 
 from ._config import SearchConfig
 
@@ -23,7 +26,7 @@ MIN_FIT_POINTS = 6
 class Latency:
     ms: Optional[float]
     ratio: Optional[float]  # to the reference
-    source: str  # measure | lut
+    source: str  # measure | lut | predictor
     record: Dict[str, Any] = field(default_factory=dict)
     error: Optional[str] = None
 
@@ -58,23 +61,34 @@ class CostLatencyModel:
         return float(np.dot(self._coef, list(self.features(c)) + [1.0]))
 
 
+def load_model(cfg: SearchConfig) -> Tuple[Any, str, str]:
+    """The table or predictor of the config's latency source, with its kind and file; (None, "measure", "")."""
+    if cfg.latency_source.startswith("lut"):
+        from evaluator.lut import LatencyTable
+
+        return LatencyTable.load(cfg.latency_table), "lut", cfg.latency_table
+    if cfg.latency_source.startswith("predictor"):
+        from evaluator.predictor import LatencyPredictor
+
+        return LatencyPredictor.load(cfg.latency_predictor), "predictor", cfg.latency_predictor
+    return None, "measure", ""
+
+
 class LatencySource:
-    """Measure (`evaluator.latency.measure`) or predict (`evaluator.lut.LatencyTable`)."""
+    """Measure (`evaluator.latency.measure`) or predict (`evaluator.lut.LatencyTable`,
+    `evaluator.predictor.LatencyPredictor`)."""
 
     def __init__(self, cfg: SearchConfig) -> None:
         self.cfg = cfg
-        self.table = None
-        if cfg.latency_source in ("lut", "lut+verify"):
-            from evaluator.lut import LatencyTable
-
-            self.table = LatencyTable.load(cfg.latency_table)
+        self.table, self.kind, self.file = load_model(cfg)
+        if self.table is not None:
             from space import SearchSpace
 
             self.table.check(batch_size=cfg.batch_size, resolution=cfg.resolution, dtype=cfg.dtype,
                              backend=cfg.backend, device=cfg.device, clock=cfg.clock,
                              space=SearchSpace.from_yaml(cfg.space))
-            # The reference must lie in the table's space only when the budget is relative to it.
-            self._reference_ms = self.table.predict(resolve_arch(cfg.reference)) if self.uses_ratio else None
+            # Measured on the target at build time; needed only when the budget is relative to it.
+            self._reference_ms = self.table.reference_ms(cfg.reference) if self.uses_ratio else None
         self.estimator = CostLatencyModel()
 
     @property
@@ -97,13 +111,13 @@ class LatencySource:
         return self.estimator.predict(c)
 
     def get(self, arch: Arch) -> Latency:
-        """The search's latency of ``arch``: the table's prediction, or a real measurement."""
+        """The search's latency of ``arch``: the table's or predictor's prediction, or a real measurement."""
         if self.table is not None:
             ms = self.table.predict(arch)
             ratio = ms / self._reference_ms if self._reference_ms else None
-            return Latency(ms, ratio, "lut",
-                           {"predicted_ms": ms, "reference_predicted_ms": self._reference_ms,
-                            "table": self.cfg.latency_table, "environment": self.table.environment})
+            return Latency(ms, ratio, self.kind,
+                           {"predicted_ms": ms, "reference_measured_ms": self._reference_ms,
+                            self.kind: self.file, "environment": self.table.environment})
         return self.measure(arch)
 
     def measure(self, arch: Arch) -> Latency:

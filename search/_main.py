@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import NoReturn, Optional, Sequence
 
-from evaluator import _cli_latency, _cli_lut, _cli_proxy
+from evaluator import _cli_latency, _cli_lut, _cli_predictor, _cli_proxy
 from space import _info
 from space._cli import ArgumentParser, run_main
 
 from . import _cli as search_cli
 
-COMMANDS = [*search_cli.COMMANDS, _info, _cli_latency, _cli_lut, _cli_proxy]
+COMMANDS = [*search_cli.COMMANDS, _info, _cli_latency, _cli_lut, _cli_predictor, _cli_proxy]
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: str = "search.py") -> int:

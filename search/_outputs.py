@@ -211,8 +211,8 @@ def write_report(study: optuna.Study, run_dir: Path) -> Path:
     if not chosen:
         lines += ["", "No feasible arch was found: loosen the budget or run more trials."]
     if verified:
-        lines += ["", "## Verified on the device (lut+verify)", "",
-                  "| trial | table latency (ms) | measured (ms) | measured ratio | within budget |", "|---|---|---|---|---|"]
+        lines += ["", f"## Verified on the device ({config.get('latency_source')})", "",
+                  "| trial | predicted latency (ms) | measured (ms) | measured ratio | within budget |", "|---|---|---|---|---|"]
         for t in chosen:
             v = verified.get(str(t.number))
             if v is not None:

@@ -111,6 +111,38 @@ class _Builder:
         self.elementwise(f"{prefix}.7", "relu", cout, out)
         return out
 
+    def stem(self, cin: int, cout: int, resolution: int) -> int:
+        """first_conv + max_pool; returns the pooled size."""
+        size = self.conv("first_conv.0", cin, cout, 3, 2, resolution, pad=1)
+        self.bn("first_conv.1", cout, size)
+        self.elementwise("first_conv.2", "relu", cout, size)
+        pooled = (size + 1) // 2  # MaxPool2d(3, 2, 'same')
+        self.rows.append(LayerCost("max_pool", "maxpool", cout, cout, 3, 2, size, pooled, 0, 0, 0,
+                                   cout * (size * size + pooled * pooled), 0))
+        return pooled
+
+    def unit(self, prefix: str, channels: int, width: int, k: int, stride: int, size: int) -> int:
+        """One ShuffleV2 unit from ``channels`` to ``width``; returns the output size."""
+        if stride == 2:
+            out = self.projection(f"{prefix}.branch_proj", channels, k, size)
+            self.branch(f"{prefix}.branch_main", channels, width // 2, width - channels, k, 2, size)
+        else:
+            self.elementwise(f"{prefix}.shuffle", "shuffle", width, size)
+            out = self.branch(f"{prefix}.branch_main", width // 2, width // 2, width // 2, k, 1, size)
+        self.elementwise(f"{prefix}.concat", "concat", width, out)
+        return out
+
+    def head(self, channels: int, last: int, size: int, num_classes: int) -> None:
+        """conv_last, global mean, classifier."""
+        self.conv("conv_last.0", channels, last, 1, 1, size)
+        self.bn("conv_last.1", last, size)
+        self.elementwise("conv_last.2", "relu", last, size)
+        n = last * size * size
+        self.rows.append(LayerCost("pool", "mean", last, last, size, 1, size, 1, 0, 0, 0, n + last, n))
+        dense = last * num_classes
+        self.rows.append(LayerCost("classifier", "dense", last, num_classes, 1, 1, 1, 1, dense, 0, dense,
+                                   last + num_classes + dense, 0))
+
     def projection(self, prefix: str, c: int, k: int, size: int) -> int:
         """branch_proj of a stride-2 unit: dw-bn, pw-bn-relu."""
         out = self.conv(f"{prefix}.0", c, c, k, 2, size, groups=c)
@@ -121,46 +153,46 @@ class _Builder:
         return out
 
 
+def stem_layers(out_channels: int, resolution: int, in_channels: int = 3) -> Tuple[LayerCost, ...]:
+    """Rows of the stem: first 3x3 stride-2 conv, BN, ReLU, 3x3 stride-2 max pool."""
+    b = _Builder()
+    b.stem(in_channels, out_channels, resolution)
+    return tuple(b.rows)
+
+
+def unit_layers(in_channels: int, width: int, kernel: int, stride: int, size: int,
+                prefix: str = "unit") -> Tuple[LayerCost, ...]:
+    """Rows of one ShuffleV2 unit taking ``in_channels`` (the whole input tensor) at ``size``
+    to ``width`` channels; stride 1 needs ``in_channels == width``."""
+    b = _Builder()
+    b.unit(prefix, in_channels, width, kernel, stride, size)
+    return tuple(b.rows)
+
+
+def head_layers(in_channels: int, last: int, size: int, num_classes: int = 1000) -> Tuple[LayerCost, ...]:
+    """Rows of the head: last 1x1 conv, BN, ReLU, global mean, classifier."""
+    b = _Builder()
+    b.head(in_channels, last, size, num_classes)
+    return tuple(b.rows)
+
+
 def cost(arch: Arch, resolution: int = 224, num_classes: int = 1000) -> Cost:
     """Analytic cost of ``arch`` for square ``resolution`` x ``resolution`` inputs at batch 1."""
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 8:
         raise ValueError(f"resolution must be an integer >= 8, got {resolution!r}")
     b = _Builder()
-    size = b.conv("first_conv.0", 3, arch.stem, 3, 2, resolution, pad=1)
-    b.bn("first_conv.1", arch.stem, size)
-    b.elementwise("first_conv.2", "relu", arch.stem, size)
-    pooled = (size + 1) // 2  # MaxPool2d(3, 2, 'same')
-    b.rows.append(LayerCost("max_pool", "maxpool", arch.stem, arch.stem, 3, 2, size, pooled, 0, 0, 0,
-                            arch.stem * (size * size + pooled * pooled), 0))
-    size = pooled
-
+    size = b.stem(3, arch.stem, resolution)
     channels = arch.stem
     index = 0
     fragmentation = 0
     for width, depth, k in zip(arch.widths, arch.depths, arch.kernels):
         for i in range(depth):
-            prefix = f"features.{index}"
-            if i == 0:
-                out = b.projection(f"{prefix}.branch_proj", channels, k, size)
-                b.branch(f"{prefix}.branch_main", channels, width // 2, width - channels, k, 2, size)
-                fragmentation += 2
-            else:
-                b.elementwise(f"{prefix}.shuffle", "shuffle", width, size)
-                out = b.branch(f"{prefix}.branch_main", width // 2, width // 2, width // 2, k, 1, size)
-                fragmentation += 1
-            b.elementwise(f"{prefix}.concat", "concat", width, out)
-            size = out
+            stride = 2 if i == 0 else 1
+            size = b.unit(f"features.{index}", channels, width, k, stride, size)
+            fragmentation += stride  # computing branches: stride-2 units have two
             channels = width
             index += 1
-
-    b.conv("conv_last.0", channels, arch.last, 1, 1, size)
-    b.bn("conv_last.1", arch.last, size)
-    b.elementwise("conv_last.2", "relu", arch.last, size)
-    n = arch.last * size * size
-    b.rows.append(LayerCost("pool", "mean", arch.last, arch.last, size, 1, size, 1, 0, 0, 0, n + arch.last, n))
-    head = arch.last * num_classes
-    b.rows.append(LayerCost("classifier", "dense", arch.last, num_classes, 1, 1, 1, 1, head, 0, head,
-                            arch.last + num_classes + head, 0))
+    b.head(channels, arch.last, size, num_classes)
 
     rows = tuple(b.rows)
     params = sum(r.params for r in rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import subprocess
 import sys
 import time
@@ -120,8 +121,10 @@ def test_backends_are_discovered_from_their_files():
     found = backends()
     assert {"mindspore", "onnxruntime"} <= set(found)
     for module in found.values():
-        for attr in ("NAME", "DEVICES", "DTYPES", "REQUIRES", "INSTALL_HINT", "version", "set_threads", "prepare"):
+        for attr in ("NAME", "DEVICES", "DTYPES", "REQUIRES", "INSTALL_HINT", "version", "set_threads"):
             assert hasattr(module, attr), (module.NAME, attr)
+        # timed in the worker (prepare), or exported there and timed in a clean process (export, TIMER)
+        assert hasattr(module, "prepare") or (hasattr(module, "export") and hasattr(module, "TIMER")), module.NAME
 
 
 @pytest.mark.slow
@@ -132,6 +135,65 @@ def test_onnxruntime_backend(tiny_arch, cache_path):
     assert r.clock == "cpu"
     assert r.environment["backend"] == "onnxruntime" and r.environment["threads"] == 1
     assert r.ratio_to_reference < 1.0  # the tiny arch is far cheaper than x0_5
+
+
+# What a user runs to time an ONNX model alone: ONNX Runtime, 1 thread, nothing else loaded.
+STANDALONE = """
+import json, sys, time
+import numpy as np
+import onnxruntime as ort
+path, runs = sys.argv[1], int(sys.argv[2])
+options = ort.SessionOptions()
+options.intra_op_num_threads = 1
+session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+feed = {session.get_inputs()[0].name: np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)}
+for _ in range(30):
+    session.run(None, feed)
+times = []
+for _ in range(runs):
+    start = time.process_time()
+    session.run(None, feed)
+    times.append(time.process_time() - start)
+print(json.dumps(float(np.median(times)) * 1e3))
+"""
+
+
+@pytest.mark.slow
+def test_measured_ms_match_a_standalone_run_of_the_same_model(tmp_path):
+    """x0_5 as `measure` times it (worker, x0_5 interleaved as the reference) against the same
+    exported network timed by a plain ONNX Runtime script. Each measurement sits between two
+    standalone runs (S M S M ... S) and is compared with their mean: the ratio of medians, then
+    the median over measurements. Process CPU time on both sides (1 thread): other jobs on a
+    shared host count less, and the neighbours share the host's faster or slower minutes."""
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    from evaluator import _backend_onnxruntime
+    from evaluator._timing import example_input
+    from space import build, reference
+
+    path = str(tmp_path / "x0_5.onnx")
+    _backend_onnxruntime.export(build(reference("x0_5")), example_input((1, 3, 224, 224)), path)
+
+    def measured() -> float:
+        result = measure("x0_5", backend="onnxruntime", clock="cpu", repeats=100, cache=None)
+        assert result.ok, result.error
+        return result.median_ms
+
+    def alone() -> float:
+        run = subprocess.run([sys.executable, "-c", STANDALONE, path, "150"], capture_output=True, text=True,
+                             timeout=300)
+        assert run.returncode == 0, run.stderr[-2000:]
+        return json.loads(run.stdout)
+
+    standalone = [alone()]
+    ratios = []
+    for _ in range(6):
+        ms = measured()
+        standalone.append(alone())
+        ratios.append(ms / np.mean(standalone[-2:]))
+    ratio = float(np.median(ratios))
+    assert abs(ratio - 1) <= 0.05, (ratio, ratios, standalone, os.getloadavg())
 
 
 def _cli(*args, env_code: str = "", timeout: float = 300) -> subprocess.CompletedProcess:
@@ -167,12 +229,20 @@ def test_cli_errors_are_one_line_exit_2(args, env_code, words):
 
 # ----- pieces without a worker ---------------------------------------------------------------
 @pytest.mark.parametrize("clock", ["wall", "cpu"])
-def test_time_interleaved_alternates_and_warms_up(clock):
+def test_time_interleaved_alternates_blocks_and_warms_up(clock):
     order = []
     fns = [lambda: order.append("a"), lambda: order.append("b")]
-    t = time_interleaved(fns, warmup=10, repeats=7, clock=clock)
-    assert t.warmup_runs >= 10 and [len(r) for r in t.runs] == [7, 7]
-    assert order == ["a", "b"] * (t.warmup_runs + 7)
+    t = time_interleaved(fns, warmup=10, repeats=11, clock=clock, block=5, drop=2)
+    assert t.warmup_runs >= 10 and t.warmup_runs % 5 == 0 and [len(r) for r in t.runs] == [11, 11] and t.block == 3
+    # blocks of 5 in turn; the timed phase: 3 timed after 2 dropped, the last block cut to 2 timed
+    timed_blocks = ["a"] * 5 + ["b"] * 5
+    assert order == timed_blocks * (t.warmup_runs // 5 + 3) + ["a"] * 4 + ["b"] * 4
+
+
+def test_a_single_callable_drops_no_run():
+    calls = []
+    t = time_interleaved([lambda: calls.append(1)], warmup=10, repeats=7, block=5, drop=2)
+    assert len(t.runs[0]) == 7 and t.block == 5 and len(calls) == t.warmup_runs + 7
 
 
 def test_cpu_clock_leaves_out_sleeping():
@@ -185,6 +255,8 @@ def test_stats_and_paired_ratio():
     assert s["runs"] == 100 and s["p10_ms"] < s["median_ms"] < s["p90_ms"]
     assert s["median_ms"] == pytest.approx(50.5)
     assert paired_ratio([2, 4, 6], [1, 2, 3]) == pytest.approx(2.0)
+    # by blocks of 2: block medians 3/1, 5/5, 20/2 -> median 3
+    assert paired_ratio([2, 4, 5, 5, 20, 20], [1, 1, 5, 5, 2, 2], block=2) == pytest.approx(3.0)
 
 
 def _hammer(path: str, start: int) -> None:
