@@ -143,3 +143,40 @@ def fail_stale(study: optuna.Study) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+        _fail_never_heard(study)
+
+
+def _fail_never_heard(study: optuna.Study) -> None:
+    """Also fail RUNNING trials that never recorded a heartbeat and started over a grace period ago.
+
+    Optuna's check skips a trial without a heartbeat row, so a worker killed between taking a
+    trial and its first heartbeat (a few milliseconds) would hold that trial forever. This reads
+    Optuna's own heartbeat table (RDB storages only).
+    """
+    storage = getattr(study._storage, "_backend", study._storage)  # Optuna wraps an RDBStorage in a cache
+    if not isinstance(storage, optuna.storages.RDBStorage) or storage.heartbeat_interval is None:
+        return
+    import datetime
+
+    from optuna.storages._rdb import models
+
+    grace = datetime.timedelta(seconds=storage.grace_period or 2 * storage.heartbeat_interval)
+    now = datetime.datetime.now()  # the clock Optuna stamps datetime_start with (the worker's)
+    session = storage.scoped_session()
+    try:
+        running = (session.query(models.TrialModel)
+                   .filter(models.TrialModel.state == optuna.trial.TrialState.RUNNING)
+                   .filter(models.TrialModel.study_id == study._study_id).all())
+        silent = [t.trial_id for t in running if not t.heartbeats and t.datetime_start is not None
+                  and now - t.datetime_start > grace]
+    finally:
+        session.close()
+    callback = storage.get_heartbeat_stale_trial_callback()
+    for trial_id in silent:
+        try:
+            if not storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker got there first
+        if callback is not None:
+            callback(study, storage.get_trial(trial_id))

@@ -488,3 +488,21 @@ def test_optuna_dashboard_loads_our_study_with_whole_attributes(tmp_path, latenc
         assert len(value) < 1024, (key, len(value))
         json.loads(value) if value[:1] in "[{" else None
     assert len(json.loads(attrs["proxy_curve"])) == 2
+
+
+def test_a_trial_that_never_sent_a_heartbeat_is_failed_and_retried(tmp_path):
+    """A worker killed between taking a trial and its first heartbeat must not hold it forever."""
+    from search._storage import fail_stale
+
+    store = open_storage(None, tmp_path, heartbeat_interval=1, grace_period=2)
+    study = optuna.create_study(storage=store.storage, study_name="silent")
+    study.enqueue_trial({}, user_attrs={"ticket": 1})
+    taken = study.ask()  # RUNNING, and no heartbeat thread ever starts for it
+    fail_stale(study)
+    assert study.trials[taken.number].state == TrialState.RUNNING  # within the grace period: left alone
+    time.sleep(2.5)
+    fail_stale(study)
+    trials = study.get_trials()
+    assert trials[taken.number].state == TrialState.FAIL
+    retry = [t for t in trials if t.state == TrialState.WAITING]
+    assert len(retry) == 1 and retry[0].user_attrs["ticket"] == 1
