@@ -112,7 +112,7 @@ def score(arch: Arch, proxy: str, data: DataLike = "fashion_mnist", *, seed: int
     ms.set_context(mode=ms.PYNATIVE_MODE)
     try:
         ms.set_seed(seed)
-        net = build(arch, num_classes=num_classes)
+        net = build(arch, num_classes=num_classes, fast_cpu="auto")
         value = NETWORK_PROXIES[proxy](net, images, labels)
     finally:
         ms.set_context(mode=previous_mode)
@@ -178,6 +178,7 @@ def train_score(arch: Arch, data: DataLike = "fashion_mnist", *, epochs: int = T
                 "val_subset": val_subset, "lr": scaled_lr, "warmup_epochs": warmup, "recipe": str(recipe),
                 "top5": result.top5, "loss": result.loss, "img_per_s": result.img_per_s,
                 "compile_s": result.compile_s, "stopped_by_callback": result.stopped_by_callback,
+                "fast_cpu": bool(getattr(result.network, "fast_cpu", False)),
                 "curve": [{"epoch": r.epoch, "top1": r.top1, "top5": r.top5, "val_loss": r.val_loss,
                            "train_loss": r.train_loss} for r in result.curve]}
     return ProxyResult("train", float(result.top1), time.perf_counter() - start, arch.name, settings)

@@ -4,7 +4,8 @@ from ._arch import Arch, ArchError
 from ._cost import Cost, LayerCost, cost
 from ._errors import UserError
 from ._model import create_model, load_weights, resolve_arch
-from ._network import ShuffleNetV2, ShuffleV2Block, block_args, build
+from ._fast_cpu import use_fast_cpu
+from ._network import ShuffleNetV2, ShuffleV2Block, block_args, build, stock_network
 from ._reference import REFERENCES, ReferenceModel, reference, reference_model, reference_name
 from ._search_space import DEFAULT_SPACE, SearchSpace, SpaceError
 
@@ -30,4 +31,6 @@ __all__ = [
     "reference_model",
     "reference_name",
     "resolve_arch",
+    "stock_network",
+    "use_fast_cpu",
 ]

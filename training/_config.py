@@ -2,8 +2,8 @@
 
 Key names are MindCV's (configs/shufflenetv2/*.yaml load as they are) plus a few of ours
 (``arch``, ``device_id``, ``subset``, ``val_subset``, ``resume_opt``, ``max_steps``, ``export``,
-``diverge_loss``). Every key is a command-line flag of the same name; the command line wins
-over the YAML file, which wins over the defaults here.
+``diverge_loss``, ``fast_cpu``). Every key is a command-line flag of the same name; the command
+line wins over the YAML file, which wins over the defaults here.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from space import UserError
 from space._cli import load_yaml_mapping, str2bool
+from space._fast_cpu import normalize_mode
 
 EXPORT_FORMATS = ("MINDIR", "ONNX")
 AMP_LEVELS = ("O0", "O1", "O2", "O3", "auto")
@@ -37,6 +38,7 @@ class TrainConfig:
     val_interval: int = 1
     log_interval: int = 100
     seed: int = 42
+    fast_cpu: str = "auto"  # auto|on|off: the fast CPU path (space._fast_cpu); auto defers to $SHUFFLENAS_FAST_CPU
     # dataset (the DataConfig fields of training/data.py)
     dataset: str = "imagenet"
     data_dir: Optional[str] = None
@@ -144,6 +146,7 @@ def _validate(c: TrainConfig) -> None:
         from space._runtime import normalize_device
 
         object.__setattr__(c, "device_target", normalize_device(c.device_target))
+    object.__setattr__(c, "fast_cpu", normalize_mode(c.fast_cpu))
     if c.export is not None:
         object.__setattr__(c, "export", str(c.export).upper())
     if c.export is not None and c.export not in EXPORT_FORMATS:
