@@ -121,7 +121,7 @@ def score(arch: Arch, proxy: str, data: DataLike = "fashion_mnist", *, seed: int
     ms.set_context(mode=ms.PYNATIVE_MODE)
     try:
         ms.set_seed(seed)
-        net = build(arch, num_classes=num_classes)
+        net = build(arch, num_classes=num_classes, fast_cpu="auto")
         value = NETWORK_PROXIES[proxy](net, images, labels)
     finally:
         ms.set_context(mode=previous_mode)
@@ -193,6 +193,7 @@ def train_score(arch: Arch, data: DataLike = "fashion_mnist", *, epochs: int = T
                 "top1": result.top1, "tse": result.loss_sum, "steps": result.loss_steps,
                 "tse_per_step": result.loss_sum / result.loss_steps if result.loss_steps else None,
                 "final_train_loss": result.final_train_loss,
+                "fast_cpu": bool(getattr(result.network, "fast_cpu", False)),
                 "curve": [{"epoch": r.epoch, "top1": r.top1, "top5": r.top5, "val_loss": r.val_loss,
                            "train_loss": r.train_loss} for r in result.curve]}
     if signal == "tse":

@@ -1,7 +1,7 @@
 """What an architecture is: the Arch spec, references, the network builder, cost model, search space.
 
-Importing `space` does not import MindSpore: the network names (`build`, `ShuffleNetV2`,
-`ShuffleV2Block`) load it on first use, so the CLI answers ``--help``, ``info``
+Importing `space` does not import MindSpore: the network names (`build`, `stock_network`,
+`ShuffleNetV2`, `ShuffleV2Block`) load it on first use, so the CLI answers ``--help``, ``info``
 and bad input at once.
 """
 
@@ -11,6 +11,7 @@ from ._arch import Arch, ArchError, block_args
 from ._cost import Cost, LayerCost, cost
 from ._errors import UserError
 from ._model import create_model, load_weights, resolve_arch
+from ._fast_cpu import use_fast_cpu
 from ._reference import REFERENCES, ReferenceModel, reference, reference_model, reference_name
 from ._search_space import DEFAULT_SPACE, SearchSpace, SpaceError
 
@@ -36,9 +37,11 @@ __all__ = [
     "reference_model",
     "reference_name",
     "resolve_arch",
+    "stock_network",
+    "use_fast_cpu",
 ]
 
-_NETWORK = ("ShuffleNetV2", "ShuffleV2Block", "build")
+_NETWORK = ("ShuffleNetV2", "ShuffleV2Block", "build", "stock_network")
 
 
 def __getattr__(name: str) -> Any:

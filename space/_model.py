@@ -84,11 +84,13 @@ def load_weights(net: "ShuffleNetV2", path: Union[str, Path], strict: bool = Tru
 
 
 def create_model(name_or_arch: ArchLike, num_classes: int = 1000, checkpoint: Optional[Union[str, Path]] = None,
-                 in_channels: int = 3, strict: bool = True) -> "ShuffleNetV2":
-    """Build a model from a reference name, an arch YAML path or an Arch; optionally load weights."""
+                 in_channels: int = 3, strict: bool = True, fast_cpu: Union[bool, str] = False) -> "ShuffleNetV2":
+    """Build a model from a reference name, an arch YAML path or an Arch; optionally load weights.
+
+    ``fast_cpu`` as in `build` (default: the stock network)."""
     from ._network import build
 
-    net = build(resolve_arch(name_or_arch), num_classes=num_classes, in_channels=in_channels)
+    net = build(resolve_arch(name_or_arch), num_classes=num_classes, in_channels=in_channels, fast_cpu=fast_cpu)
     if checkpoint:
         load_weights(net, checkpoint, strict=strict)
     return net

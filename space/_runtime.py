@@ -57,6 +57,13 @@ def configure(device_target: str = "CPU", mode: Union[int, str] = "graph", devic
                         f"{'' if device_id is None else f' id {device_id}'}: {detail}") from None
 
 
+def current_device() -> str:
+    """The device target this process runs on now (``CPU``, ``GPU`` or ``Ascend``)."""
+    import mindspore as ms
+
+    return _current_device(ms)[0]
+
+
 def _current_device(ms) -> Tuple[str, Optional[int]]:
     """(device_target, device_id) this process runs on now.
 

@@ -13,7 +13,7 @@ import argparse
 import dataclasses
 import functools
 import typing
-from typing import Any, Dict, Mapping, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from ._cli import str2bool
 from ._errors import UserError
@@ -21,10 +21,14 @@ from ._errors import UserError
 _NULL_TEXT = ("none", "null", "~", "")
 
 
-def setting(default: Any, help: str, *, unit: str = "", choices: Sequence[str] = (), metavar: str = "") -> Any:
-    """A dataclass field with its help line, unit and allowed values (the one description of a key)."""
+def setting(default: Any, help: str, *, unit: str = "", choices: Sequence[str] = (), metavar: str = "",
+            convert: Optional[Callable[[Any], Any]] = None) -> Any:
+    """A dataclass field with its help line, unit and allowed values (the one description of a key).
+
+    ``convert`` replaces the type-based coercion for a key whose YAML may hold several types
+    (``fast_cpu: on`` is a YAML boolean); it raises `UserError` on a bad value."""
     return dataclasses.field(default=default, metadata={"help": help, "unit": unit, "choices": tuple(choices),
-                                                        "metavar": metavar})
+                                                        "metavar": metavar, "convert": convert})
 
 
 @functools.lru_cache(maxsize=None)
@@ -102,6 +106,9 @@ _KINDS = {bool: (_as_bool, "true or false"), int: (_as_int, "an integer"), float
 
 def coerce(cls: type, key: str, value: Any) -> Any:
     """``value`` (from YAML, or text from a flag) as the type of ``cls.key``; a mismatch is one UserError."""
+    custom = _field(cls, key).metadata.get("convert")
+    if custom is not None:
+        return custom(value)
     optional, base = _types(cls)[key]
     if value is None or (optional and isinstance(value, str) and value.strip().lower() in _NULL_TEXT):
         if optional:

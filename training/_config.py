@@ -2,7 +2,7 @@
 
 Key names are MindCV's (configs/shufflenetv2/*.yaml load as they are) plus a few of ours
 (``arch``, ``device_id``, ``subset``, ``val_subset``, ``resume_opt``, ``auto_resume``, ``max_steps``,
-``export``, ``diverge_loss``). Each key is described once, on its `TrainConfig` field
+``export``, ``diverge_loss``, ``fast_cpu``). Each key is described once, on its `TrainConfig` field
 (`space._settings.setting`); every key is a command-line flag of the same name, the command
 line wins over the YAML file, which wins over the defaults here.
 """
@@ -18,6 +18,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 from space import UserError
 from space._cli import load_yaml_mapping
 from space._settings import add_flags, check_choices, coerce_all, given, keys, setting
+from space._fast_cpu import normalize_mode
 
 EXPORT_FORMATS = ("MINDIR", "ONNX")
 AMP_LEVELS = ("O0", "O1", "O2", "O3", "auto")
@@ -39,6 +40,9 @@ class TrainConfig:
     val_interval: int = setting(1, "evaluate every this many epochs", unit="epochs")
     log_interval: int = setting(100, "log a training line every this many steps", unit="steps")
     seed: int = setting(42, "seed of initialisation, data order and augmentation")
+    fast_cpu: str = setting("auto", "fast CPU path (custom depthwise kernel, rewritten stem): auto uses it on CPU "
+                                    "when it builds and checks, on demands it, off never; auto follows "
+                                    "$SHUFFLENAS_FAST_CPU when set", convert=normalize_mode)
     # dataset (the DataConfig fields of training/data.py)
     dataset: str = setting("imagenet", "imagenet (an ImageNet-style folder in data_dir) or fashion_mnist (built in)")
     data_dir: Optional[str] = setting(None, "folder holding train/<class>/* and val/<class>/*", metavar="DIR")
@@ -144,6 +148,7 @@ def _validate(c: TrainConfig) -> None:
         from space._runtime import normalize_device
 
         object.__setattr__(c, "device_target", normalize_device(c.device_target))
+    object.__setattr__(c, "fast_cpu", normalize_mode(c.fast_cpu))
     if c.export is not None:
         object.__setattr__(c, "export", str(c.export).upper())
     if c.export is not None and c.export not in EXPORT_FORMATS:

@@ -18,9 +18,12 @@ def export_network(network, path: Union[str, Path], file_format: str = "MINDIR",
                    batch_size: int = 1, in_channels: int = 3) -> Path:
     """Write ``network`` (in inference mode) for an input of ``batch_size x 3 x resolution^2``.
 
-    Returns the written file; its suffix is .mindir or .onnx whatever ``path`` ends with.
+    Returns the written file; its suffix is .mindir or .onnx whatever ``path`` ends with. A
+    network on the fast CPU path is written as its stock equivalent (no custom op deploys).
     """
     import mindspore as ms
+
+    from space import stock_network
 
     fmt = str(file_format).upper()
     if fmt not in EXPORT_FORMATS:
@@ -30,6 +33,7 @@ def export_network(network, path: Union[str, Path], file_format: str = "MINDIR",
     stem = path.with_suffix("") if path.suffix.lower() in _SUFFIX.values() else path
     out = stem.parent / (stem.name + _SUFFIX[fmt])
     out.parent.mkdir(parents=True, exist_ok=True)
+    network = stock_network(network)
     network.set_train(False)
     sample = ms.Tensor(np.zeros((batch_size, in_channels, resolution, resolution), np.float32))
     onnx_export = getattr(getattr(ms, "onnx", None), "export", None)  # 2.10+; 2.3 only has ms.export

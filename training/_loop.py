@@ -218,7 +218,7 @@ def _run(cfg: TrainConfig, ctx: Context, arch: Arch, label: str, save_dir: Path,
         log.note(amp_note)
     if cfg.dataset_sink_mode:
         log.note("dataset_sink_mode True: steps are fed from Python here (sink mode is not used)")
-    net = apply_amp(build(arch, num_classes=num_classes), amp_level)
+    net = apply_amp(build(arch, num_classes=num_classes, fast_cpu=cfg.fast_cpu), amp_level)
     log.event("start", f"model {label} ({arch.name}), {num_classes} classes, {cfg.image_resize} px, device "
               f"{cfg.device_target}, amp {amp_level}, ranks {ctx.group_size}, batch {cfg.batch_size}/rank",
               model=label, arch=arch.to_dict(), num_classes=num_classes, ranks=ctx.group_size,
@@ -444,7 +444,7 @@ def validate(config: Union[TrainConfig, Mapping[str, Any], None] = None, *, arch
     cfg, ctx = setup(cfg)
     arch = arch if arch is not None else resolve_arch(cfg.arch or cfg.model)
     _, val_loader = _loaders(cfg, ctx, need_train=False)
-    net = build(arch, num_classes=_num_classes(cfg, val_loader))
+    net = build(arch, num_classes=_num_classes(cfg, val_loader), fast_cpu=cfg.fast_cpu)
     load_weights(net, cfg.ckpt_path)
     metrics = evaluate(net, val_loader.dataset, ctx)
     if metrics.count != val_loader.num_samples:
