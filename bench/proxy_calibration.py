@@ -6,6 +6,7 @@ Five stages, each resumable, each writing under bench/results/proxy_calibration/
     python bench/proxy_calibration.py truth     # ground truth: the recipe, 10x the proxy's budget -> truth.json
     python bench/proxy_calibration.py long_truth  # long ground truth: full train set, 3 seeds -> long_truth.json
     python bench/proxy_calibration.py proxies   # every proxy on every arch -> zero_cost.json, train_proxies.json
+    python bench/proxy_calibration.py final_budget  # the search's final-round budget, its seeds -> final_budget.json
     python bench/proxy_calibration.py timing    # seconds per arch of each proxy, idle machine  -> timing.json
     python bench/proxy_calibration.py report    # Kendall tau / Spearman rho, overall and in groups -> report.json/.md
 
@@ -50,6 +51,8 @@ SETTINGS: Dict[str, Any] = {
     "long_truth": {"epochs": 3, "subset": None, "val_subset": None, "batch_size": 64, "warmup_epochs": 1,
                    "seeds": [0, 1, 2], "extra_references": ["x1_5", "x2_0"]},
     "train_proxy_seeds": [0],  # what a search computes; the zero-cost proxies are cheap enough for two
+    # Recorded with every training proxy since the TSE change (rows without them are re-run).
+    "train_proxy_signals": ["top1", "tse_per_step", "final_train_loss"],
     "zero_cost": {"proxies": ["naswot", "synflow", "grad_norm", "snip", "params", "flops"], "seeds": [0, 1],
                   "batch_size": 64},
 }
@@ -259,10 +262,34 @@ def proxies(args: argparse.Namespace) -> None:
     if args.zero_cost_only:
         return
     settings = {k: SETTINGS[k] for k in ("data", "resolution", "batch_size", "val_subset", "recipe",
-                                         "train_proxies", "train_proxy_seeds")}
+                                         "train_proxies", "train_proxy_seeds", "train_proxy_signals")}
     jobs = [(row, label, seed, dict(budget)) for label, budget in SETTINGS["train_proxies"].items()
             for seed in SETTINGS["train_proxy_seeds"] for row in rows]
     _run_rows("train_proxies", settings, jobs, _train)
+
+
+def final_budget_settings() -> Dict[str, Any]:
+    """The search's default final round (SearchConfig's final_* keys), as the calibration runs it."""
+    from search import SearchConfig
+
+    c = SearchConfig()
+    return {"epochs": c.final_epochs, "subset": c.final_subset, "batch_size": c.final_batch_size or c.proxy_batch_size,
+            "warmup_epochs": c.final_warmup_epochs, "seeds": list(c.final_seeds),
+            "val_subset": c.final_val_subset if c.final_val_subset is not None else c.proxy_val_subset,
+            "resolution": c.final_resolution or c.proxy_resolution}
+
+
+def final_budget(args: argparse.Namespace) -> None:
+    """Every arch (and x1_5, x2_0) at the search's final-round budget on its seeds: how well the
+    final round ranks, and whether it puts the references in their ImageNet order."""
+    f = final_budget_settings()
+    if f["resolution"] != SETTINGS["resolution"]:
+        sys.exit(f"the final round trains at {f['resolution']} px, the calibration at {SETTINGS['resolution']}")
+    settings = {**{k: SETTINGS[k] for k in ("data", "resolution", "recipe")}, "final": f}
+    rows = _archs(args.archs, SETTINGS["long_truth"]["extra_references"] if not args.archs else ())
+    kwargs = {k: f[k] for k in ("epochs", "subset", "batch_size", "warmup_epochs", "val_subset")}
+    jobs = [(row, "final", seed, kwargs) for seed in f["seeds"] for row in rows]
+    _run_rows("final_budget", settings, jobs, _train)
 
 
 def timing(args: argparse.Namespace) -> None:
@@ -371,7 +398,7 @@ def _seed_agreement(per_seed: Dict[int, Dict[str, float]], groups: Dict[str, int
 
 
 def _against(truth_: Dict[str, float], groups: Dict[str, int], archs: List[Dict[str, Any]],
-             timing_rows, zc_rows, tp_rows, seed0: int) -> Dict[str, Any]:
+             timing_rows, zc_rows, tp_rows, fb_rows, seed0: int) -> Dict[str, Any]:
     """Every proxy, signal and descriptor against one truth."""
     out: Dict[str, Any] = {"proxies": {}}
     seconds_idle = _seconds_by_label(timing_rows, [0])
@@ -388,6 +415,12 @@ def _against(truth_: Dict[str, float], groups: Dict[str, int], archs: List[Dict[
                 "seconds_per_arch": seconds, "seed0": _agreement(first, truth_, groups),
                 "seeds": len({r["seed"] for r in rows if r["label"] == label}),
                 "mean_of_seeds": _agreement(_mean_by_key(rows, label, None, field, sign), truth_, groups)}
+    if len(_mean_by_key(fb_rows, "final")) >= 3:  # the search's final round: what its verdict rests on
+        seeds = sorted({r["seed"] for r in fb_rows})
+        out["proxies"]["final_round"] = {
+            "seconds_per_arch": float(np.median([r["seconds"] for r in fb_rows])) * len(seeds),
+            "seed0": _agreement(_mean_by_key(fb_rows, "final", seeds[:1]), truth_, groups), "seeds": len(seeds),
+            "mean_of_seeds": _agreement(_mean_by_key(fb_rows, "final"), truth_, groups)}
     depth = {r["key"]: -float(sum(r["arch"]["depths"])) for r in archs if r["key"] in truth_}
     out["descriptors"] = {"minus_total_depth": _agreement(depth, truth_, groups)}
     return out
@@ -407,7 +440,13 @@ def report(args: argparse.Namespace) -> None:
     zc_rows = _load("zero_cost").get("rows", [])
     tp_rows = _load("train_proxies").get("rows", [])
     timing_rows = _load("timing").get("rows", [])
-    result: Dict[str, Any] = {"settings": SETTINGS, "machine": machine(), "truths": {}}
+    fb_rows = _load("final_budget").get("rows", [])
+    fb_means = _mean_by_key(fb_rows, "final")
+    result: Dict[str, Any] = {"settings": SETTINGS, "machine": machine(), "truths": {},
+                              "final_round_references": {n: fb_means.get(REFERENCES[n].arch.key) for n in REFERENCES}}
+    known = [v for v in result["final_round_references"].values() if v is not None]
+    result["final_round_references_in_imagenet_order"] = (len(known) == len(REFERENCES)
+                                                          and all(a < b for a, b in zip(known, known[1:])))
     for which, label, seeds in (("long", "long_truth", SETTINGS["long_truth"]["seeds"]),
                                 ("short", "truth", SETTINGS["truth"]["seeds"])):
         rows = _load(label).get("rows", [])
@@ -421,7 +460,7 @@ def report(args: argparse.Namespace) -> None:
                                    "seed_agreement": _seed_agreement(
                                        {s: {k: v for k, v in per_seed[s].items() if k in truth_} for s in seeds},
                                        in_groups) if len(seeds) > 1 else None}
-        section.update(_against(truth_, in_groups, archs, timing_rows, zc_rows, tp_rows, seeds[0]))
+        section.update(_against(truth_, in_groups, archs, timing_rows, zc_rows, tp_rows, fb_rows, seeds[0]))
         refs = [(name, truth_all.get(REFERENCES[name].arch.key)) for name in REFERENCES]
         section["references"] = {name: v for name, v in refs}
         known = [v for _, v in refs if v is not None]
@@ -448,6 +487,11 @@ def _markdown(result: Dict[str, Any]) -> str:
                 f"[{a['within_groups_tau_90'][0]:.2f}, {a['within_groups_tau_90'][1]:.2f}] | "
                 f"{a['within_group_mean_rho']:.2f} | {per} | {averaged} |")
 
+    refs = result.get("final_round_references") or {}
+    if any(v is not None for v in refs.values()):
+        lines += ["Final-round budget, references (mean of seeds): "
+                  + ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} -" for k, v in refs.items())
+                  + f"; in ImageNet order: {result['final_round_references_in_imagenet_order']}.", ""]
     for which, section in result["truths"].items():
         lines += [f"### Against the {which} truth ({section['archs']} grouped archs, seeds {section['seeds']})", "",
                   "| proxy | s/arch | tau [90 % interval] | rho | tau within groups [90 %] | mean rho in groups "
@@ -481,7 +525,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="stage", required=True)
     sub.add_parser("select", help="choose archs in latency-matched groups (measures latency)")
-    for name in ("truth", "long_truth", "proxies"):
+    for name in ("truth", "long_truth", "proxies", "final_budget"):
         p = sub.add_parser(name)
         p.add_argument("--archs", help="comma-separated arch keys or names (default: all selected)")
         if name == "proxies":
@@ -490,8 +534,8 @@ def main() -> int:
         "--archs", help="comma-separated arch keys or names (default: all selected)")
     sub.add_parser("report")
     args = parser.parse_args()
-    stages = {"select": select, "truth": truth, "long_truth": long_truth, "proxies": proxies, "timing": timing,
-              "report": report}
+    stages = {"select": select, "truth": truth, "long_truth": long_truth, "proxies": proxies,
+              "final_budget": final_budget, "timing": timing, "report": report}
     stages[args.stage](args)
     return 0
 
