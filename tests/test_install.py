@@ -58,7 +58,7 @@ def test_console_script_and_shipped_configs_from_another_directory(installed, tm
     code = ("import space, search\n"
             "from space import SearchSpace\n"
             "from search import load_config\n"
-            "from space._cli import config_path\n"
+            "from common.cli import config_path\n"
             "cfg = load_config('configs/search/demo_cpu.yaml')\n"
             "print(space.__file__)\n"
             "print(config_path(cfg.space))\n"
