@@ -6,8 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from space import DEFAULT_REFERENCE
-from space import DEFAULT_SPACE
+from space import DEFAULT_REFERENCE, DEFAULT_SPACE
 
 from ._cli_latency import add_settings, cache_arg
 from ._cli_lut import ProgressLine, add_check_and_show, print_check, show_references_and_prediction

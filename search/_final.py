@@ -223,6 +223,8 @@ def plan(study: optuna.Study, final: optuna.Study, settings: FinalSettings) -> b
         new = [WorkItem.from_trial(t, stage, seed, "candidate") for t in source.values() for seed in seeds]
         if stage == settings.final_stage:
             for name, t in reference_trials(study).items():
+                if TrialRecord.of(t).arch is None:
+                    continue  # never proposed (e.g. its trial failed before recording the arch)
                 key = TrialRecord.of(t).arch_key
                 if key in source:  # a reference among the finalists: trained once, as both
                     for item in new:

@@ -145,14 +145,16 @@ class Verification:
     Kept in the study's user attribute ``verified`` ({trial number: record}): a finished trial
     cannot be changed in Optuna."""
 
-    ms: Optional[float]
-    ratio: Optional[float]
-    error: Optional[str]
-    within_budget: Optional[bool]
+    ms: Optional[float] = None
+    ratio: Optional[float] = None
+    error: Optional[str] = None
+    within_budget: Optional[bool] = None
 
     @classmethod
     def all_of(cls, study: optuna.Study) -> Dict[int, "Verification"]:
-        return {int(k): cls(**v) for k, v in study.user_attrs.get("verified", {}).items()}
+        known = cls.__dataclass_fields__
+        return {int(k): cls(**{f: x for f, x in v.items() if f in known})
+                for k, v in study.user_attrs.get("verified", {}).items()}
 
     @staticmethod
     def save_all(study: optuna.Study, records: Dict[int, "Verification"]) -> None:

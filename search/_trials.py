@@ -50,7 +50,7 @@ def reference_trials(study: optuna.Study) -> Dict[str, optuna.trial.FrozenTrial]
     found: Dict[str, optuna.trial.FrozenTrial] = {}
     for t in study.get_trials(deepcopy=False):
         r = TrialRecord.of(t)
-        if r.reference and t.state.is_finished() and r.arch is not None and r.reference not in found:
+        if r.reference and t.state.is_finished() and r.reference not in found:
             found[r.reference] = t
     return found
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from space import REFERENCES
+from common.cli import ArgumentParser
 from common.cli import run_main as space_cli_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -191,7 +192,7 @@ def test_space_search_and_the_cli_do_not_import_mindspore():
 def _search_parser():
     from search._cli import COMMANDS
 
-    parser = argparse.ArgumentParser(prog="search.py search")
+    parser = ArgumentParser(prog="search.py search")  # the scripts' parser: both flag spellings
     next(c for c in COMMANDS if c.NAME == "search").add_arguments(parser)
     return parser
 
@@ -199,7 +200,7 @@ def _search_parser():
 def _train_parser():
     from training._config import add_config_arguments
 
-    parser = argparse.ArgumentParser(prog="train.py")
+    parser = ArgumentParser(prog="train.py")
     add_config_arguments(parser)
     return parser
 
