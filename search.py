@@ -13,7 +13,7 @@ if __name__ == "__main__":  # run as a script from anywhere: this checkout's pac
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from search._main import COMMANDS, main  # noqa: E402
-from space._cli import run_main  # noqa: E402
+from common.cli import run_main  # noqa: E402
 
 __all__ = ["COMMANDS", "main"]
 

@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 
 os.environ.setdefault("GLOG_v", "2")  # MindSpore: warnings and errors only
 
-from space._cli import run_main  # noqa: E402
+from common.cli import run_main  # noqa: E402
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -43,7 +44,7 @@ def latency_parser(doc: str) -> "argparse.ArgumentParser":
 def machine() -> Dict[str, Any]:
     import os
 
-    from evaluator._env import cpu_model, mindspore_version, utc_now
+    from common.env import cpu_model, mindspore_version, utc_now
 
     return {"cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "mindspore": mindspore_version(),
             "load_average": [round(v, 2) for v in os.getloadavg()], "date_utc": utc_now(),

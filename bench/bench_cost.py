@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from evaluator._env import cpu_model  # noqa: E402
+from common.env import cpu_model  # noqa: E402
 from space import REFERENCES, SearchSpace, cost  # noqa: E402
 
 

@@ -27,8 +27,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from evaluator._env import cpu_model  # noqa: E402
-from space._cli import ArgumentParser, run_main  # noqa: E402
+from common.env import cpu_model  # noqa: E402
+from common.cli import ArgumentParser, run_main  # noqa: E402
 from training._fashion_mnist import load_fashion_mnist  # noqa: E402
 from training.data import DataConfig, create_loader  # noqa: E402
 

@@ -65,11 +65,11 @@ def _train_cells(impl: str, batch: int, resolution: int):
     from mindspore import nn
 
     from space import build, reference
-    from training._config import TrainConfig, read_yaml
+    from training import TrainConfig, read_recipe
     from training._loss import EvalNet, NetWithLoss, create_loss
     from training._optim import create_optimizer
 
-    recipe = TrainConfig(**read_yaml(HERE.parent / "configs/shufflenetv2/shufflenet_v2_0.5_ascend.yaml"))
+    recipe = TrainConfig(**read_recipe(HERE.parent / "configs/shufflenetv2/shufflenet_v2_0.5_ascend.yaml"))
     ms.set_seed(0)
     if impl == "mindcv":
         from mindcv.models import create_model as mindcv_model
@@ -99,7 +99,7 @@ def _available(impls) -> List[str]:
 
 
 def _child_throughput(args) -> dict:
-    from space._runtime import configure
+    from common.runtime import configure
 
     configure("CPU", "graph")
     res = args.resolutions[0]
@@ -175,7 +175,7 @@ def parse_profile(folder: str, steps: int) -> dict:
 def _child_profile(args) -> dict:
     import mindspore as ms
 
-    from space._runtime import configure
+    from common.runtime import configure
 
     configure("CPU", "graph")
     impl, res = args.impls[0], args.resolutions[0]
@@ -195,7 +195,7 @@ def _child_profile(args) -> dict:
 
 def _child_proxy() -> dict:
     from space import reference
-    from space._runtime import configure
+    from common.runtime import configure
 
     configure("CPU", "graph")
     from evaluator.proxy import train_score

@@ -29,7 +29,7 @@ def _child(ckpt: str) -> dict:
     from mindcv.models import create_model as mindcv_model
 
     from space import create_model
-    from space._runtime import configure
+    from common.runtime import configure
 
     configure("CPU", "graph")
     ms.set_seed(0)

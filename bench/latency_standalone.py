@@ -58,7 +58,7 @@ def _child(mode: str, backend: str, resolution: int, clock: str, model: str) -> 
         if mode == "beside_mindspore":
             from evaluator import _backend_onnxruntime
             from space import build, reference
-            from space._runtime import configure
+            from common.runtime import configure
 
             configure("CPU", "graph")
             _backend_onnxruntime.export(build(reference("x0_5")), x, str(Path(model).with_suffix(".again.onnx")))
@@ -132,7 +132,7 @@ def main() -> int:
         from evaluator import _backend_onnxruntime
         from evaluator._timing import example_input
         from space import build, reference
-        from space._runtime import configure
+        from common.runtime import configure
 
         configure("CPU", "graph")
         _backend_onnxruntime.export(build(reference("x0_5")), example_input((1, 3, args.resolution, args.resolution)),

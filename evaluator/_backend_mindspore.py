@@ -44,7 +44,7 @@ def prepare(cell, example: np.ndarray, device: str, dtype: str) -> Tuple[Callabl
     and the seconds of the first call (graph compilation plus one run)."""
     import mindspore as ms
 
-    from space._runtime import synchronize
+    from common.runtime import synchronize
 
     cell.set_train(False)
     if dtype == "float16":

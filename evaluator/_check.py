@@ -8,7 +8,8 @@ from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
-from space import SearchSpace, UserError
+from common import UserError
+from space import SearchSpace
 
 from ._header import measure_whole
 

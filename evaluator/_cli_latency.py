@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from space import UserError
+from common import UserError
+from space import DEFAULT_REFERENCE
+
+from .latency import DEFAULT_TIMEOUT_S
 
 NAME = "latency"
 HELP = "measure an arch's inference latency on a device (isolated worker, cached)"
@@ -30,9 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("arch", metavar="NAME_OR_ARCH_YAML", help="x0_5, x1_0, ... or an arch YAML file")
     add_settings(parser)
     parser.add_argument("--repeats", type=int, default=50, help="timed runs (default 50)")
-    parser.add_argument("--reference", default="x0_5",
+    parser.add_argument("--reference", default=DEFAULT_REFERENCE,
                         help="arch timed interleaved with the candidate for ratio_to_reference; 'none' to skip")
-    parser.add_argument("--timeout", type=float, default=900.0, help="seconds before the worker is killed")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds before the worker is killed")
     parser.add_argument("--cache", default="default",
                         help="SQLite cache file (default ~/.cache/shufflenas/latency.sqlite); 'none' disables it")
     parser.add_argument("--refresh", action="store_true", help="measure again even when cached")

@@ -9,8 +9,8 @@ import time
 from typing import Optional
 from pathlib import Path
 
-from space import UserError
-from space._search_space import DEFAULT_SPACE
+from common import UserError
+from space import DEFAULT_SPACE
 
 from ._cli_latency import add_settings, cache_arg
 

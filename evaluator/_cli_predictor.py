@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from space._search_space import DEFAULT_SPACE
+from space import DEFAULT_REFERENCE, DEFAULT_SPACE
 
 from ._cli_latency import add_settings, cache_arg
 from ._cli_lut import ProgressLine, add_check_and_show, print_check, show_references_and_prediction
@@ -57,7 +57,7 @@ def _build(args: argparse.Namespace) -> int:
                                 batch_size=args.batch_size, resolution=args.resolution, dtype=args.dtype,
                                 warmup=args.warmup, repeats=args.repeats, threads=args.threads, clock=args.clock,
                                 budget_parts=args.budget_parts, budget_minutes=args.budget_minutes,
-                                whole_archs=args.whole_archs, references=args.reference or ["x0_5"],
+                                whole_archs=args.whole_archs, references=args.reference or [DEFAULT_REFERENCE],
                                 seed=args.seed, partial=partial, batch=args.batch, cache=cache_arg(args.cache),
                                 progress=ProgressLine("predictor build"))
     predictor.save(out)

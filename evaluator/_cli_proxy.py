@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from space import UserError
+    from common import UserError
 
     if args.batch_size < 2:
         raise UserError(f"--batch-size must be at least 2, got {args.batch_size}")

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from space import LayerCost
-from space._cost import head_layers, stem_layers, unit_layers
+from space import head_layers, stem_layers, unit_layers
 
 from ._parts import Part, part_key
 

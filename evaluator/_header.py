@@ -9,7 +9,8 @@ import json
 from pathlib import Path
 from typing import Any, Dict, Iterable, Optional, Union
 
-from space import Arch, UserError, reference
+from common import UserError
+from space import Arch, reference
 
 from .latency import LatencyResult, measure
 

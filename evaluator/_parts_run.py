@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Union
 
-from space import UserError
+from common import UserError
 
 from ._parts import Part, part_key
 from ._spawn import run_worker

@@ -28,9 +28,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from space import Arch, SearchSpace, UserError, cost, reference
+from common import UserError
+from space import DEFAULT_REFERENCE, Arch, SearchSpace, cost, reference
 
-from ._env import utc_now
+from common.env import utc_now
 from ._features import ALIGNMENTS, design_matrix, feature_names, part_coords, part_group
 from ._header import measure_whole
 from ._parts import Part, arch_parts, empty_part, part_key
@@ -276,7 +277,7 @@ def build_predictor(spaces: Sequence[Union[SearchSpace, str, Path]], *, backend:
                     dtype: str = "float32", warmup: int = 10, repeats: Optional[int] = None,
                     threads: Optional[int] = 1, num_classes: int = 1000, clock: str = "wall",
                     budget_parts: int = DEFAULT_BUDGET_PARTS, budget_minutes: float = DEFAULT_BUDGET_MINUTES,
-                    whole_archs: int = DEFAULT_WHOLE_ARCHS, references: Sequence[str] = ("x0_5",), seed: int = 0,
+                    whole_archs: int = DEFAULT_WHOLE_ARCHS, references: Sequence[str] = (DEFAULT_REFERENCE,), seed: int = 0,
                     partial: Union[str, Path, None] = None, batch: int = BATCH, cache: Any = "default",
                     progress: Optional[Progress] = None, target: Any = None) -> LatencyPredictor:
     """Build a predictor for ``spaces`` on the target (see the module docstring).

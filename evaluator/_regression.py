@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Dict, Optional, Tuple
 
 import numpy as np
-from scipy.optimize import nnls
 
 FOLDS = 10
 PREFER_EARLIER = 1.05  # a less preferred candidate must cut the out-of-fold error by 5 %
@@ -26,6 +25,8 @@ def fit_weighted(x: np.ndarray, y: np.ndarray, weights: Optional[np.ndarray] = N
     scale[scale == 0] = 1.0
     a, b = (x / scale) * w[:, None], y * w
     if nonnegative:
+        from scipy.optimize import nnls  # 0.2 s to import: not on the CLI's start-up path
+
         coef, _ = nnls(a, b, maxiter=50 * x.shape[1] + 100)
     else:
         coef, *_ = np.linalg.lstsq(a, b, rcond=None)

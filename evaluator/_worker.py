@@ -19,11 +19,13 @@ import time
 import traceback
 from typing import Any, Dict, TextIO
 
+from evaluator._spawn import FAULT_VAR
+
 
 def _error_text(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     first = text.split(" - C++ Call Stack")[0][:400] if text else ""
-    from space import UserError
+    from common import UserError
 
     if isinstance(exc, UserError) and first:
         return first
@@ -36,7 +38,7 @@ def _emit(out: TextIO, record: Dict[str, Any]) -> None:
 
 
 def _fault() -> None:
-    fault = os.environ.get("SHUFFLENAS_WORKER_FAULT", "")
+    fault = os.environ.get(FAULT_VAR, "")
     if fault == "abort":
         os.abort()
     elif fault == "kill":
@@ -54,7 +56,7 @@ def _one_core() -> None:
 
 
 def _setup(req: Dict[str, Any]):
-    from space._runtime import configure
+    from common.runtime import configure
 
     from .latency import backend_module
 
@@ -166,7 +168,7 @@ def main(argv=None) -> int:
     with open(out_path, "a") as out:
         try:
             backend, threads = _setup(req)
-            from ._env import environment
+            from common.env import environment
 
             _emit(out, {"environment": environment(backend.NAME, backend.version(), req["device"], threads)})
             (_measure if req["kind"] == "measure" else _parts)(req, backend, out)

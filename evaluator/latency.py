@@ -27,15 +27,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Dict, Optional, Union
 
-from space import Arch, UserError, resolve_arch
-from space._runtime import normalize_device
+from common import UserError
+from space import DEFAULT_REFERENCE, Arch, resolve_arch
+from common.runtime import normalize_device
 
 from ._cache import LatencyCache, cache_key
-from ._env import host_name, mindspore_version, utc_now
+from common.env import host_name, mindspore_version, utc_now
 from ._spawn import run_worker
 from ._timing import METHOD
 
-DEFAULT_REFERENCE = "x0_5"
 DEFAULT_TIMEOUT_S = 900.0
 DTYPES = ("float32", "float16")
 _USE_DEFAULT_CACHE = "default"
@@ -91,6 +91,7 @@ class LatencyResult:
     stable: Optional[bool] = None
     compile_s: Optional[float] = None
     reference: Optional[str] = None
+    reference_compile_s: Optional[float] = None
     reference_median_ms: Optional[float] = None
     ratio_to_reference: Optional[float] = None
     environment: Dict[str, Any] = field(default_factory=dict)
@@ -223,9 +224,11 @@ def measure(arch: Union[Arch, str, Path], *, backend: str = "mindspore", device:
         elif "error" in record:
             error = error or record["error"]
         else:
+            unknown = sorted(set(record) - {f.name for f in dataclasses.fields(LatencyResult)})
+            if unknown:  # the worker and this result disagree: a bug to fix, never numbers to drop
+                raise RuntimeError(f"latency worker sent fields LatencyResult lacks: {', '.join(unknown)}")
             for name, value in record.items():
-                if hasattr(result, name):
-                    setattr(result, name, value)
+                setattr(result, name, value)
     if error is None and result.median_ms is None:
         error = "worker finished without a result"
     result.error = error

@@ -19,10 +19,11 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
-from space import Arch, SearchSpace, UserError
+from common import UserError
+from space import DEFAULT_REFERENCE, Arch, SearchSpace
 
 from ._check import Progress, check_predictions
-from ._env import utc_now
+from common.env import utc_now
 from ._header import BuiltFile, measure_references, measure_whole
 from ._parts import Part, arch_parts, describe, empty_part, part_key
 from ._parts_run import PartsFile, failure_summary, measure_parts
@@ -146,7 +147,7 @@ def build_table(space: Union[SearchSpace, str, Path], *, backend: str = "mindspo
                 num_classes: int = 1000, clock: str = "wall", fit_archs: int = 5, seed: int = 0,
                 partial: Union[str, Path, None] = None,
                 chunk: int = 24, timeout_per_part: float = 120.0, cache: Any = "default",
-                references: Sequence[str] = ("x0_5",), progress: Optional[Progress] = None) -> LatencyTable:
+                references: Sequence[str] = (DEFAULT_REFERENCE,), progress: Optional[Progress] = None) -> LatencyTable:
     """Measure every part of ``space``, fit the overhead on ``fit_archs`` sampled archs, return the table.
 
     ``partial`` (a .jsonl path) keeps finished parts, so an interrupted build resumes where it
@@ -224,7 +225,7 @@ def space_part_count(space: SearchSpace) -> int:
 
 
 def _environment_of(request: Dict[str, Any]) -> Dict[str, Any]:
-    from ._env import environment
+    from common.env import environment
     from .latency import backend_module
 
     module = backend_module(request["backend"])

@@ -24,7 +24,8 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from space import Arch, Cost, SearchSpace, UserError, cost
+from common import UserError
+from space import Arch, Cost, SearchSpace, cost
 
 from ._check import check_predictions
 from ._features import part_features, part_group

@@ -29,7 +29,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
-from space import Arch, UserError, cost
+from common import UserError
+from space import Arch, cost
 
 from ._zero_cost import NETWORK_PROXIES
 
@@ -160,7 +161,7 @@ def train_score(arch: Arch, data: DataLike = "fashion_mnist", *, epochs: int = T
     import io
     import tempfile
 
-    from space._cli import load_yaml_mapping
+    from common.cli import load_yaml_mapping
     from training import make_config, train
 
     if signal not in TRAINING_PROXIES:

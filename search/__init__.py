@@ -8,12 +8,12 @@ from importlib import import_module
 from typing import Any
 
 _WHERE = {
-    "KEYS": "._config", "SearchConfig": "._config", "load_config": "._config",
-    "open_study": "._driver", "run_search": "._driver", "work": "._driver",
+    "SearchConfig": "._config", "load_config": "._config",
+    "run_search": "._driver",
     "export_configs": "._export",
-    "CandidateFailed": "._objective", "Objective": "._objective",
-    "chosen_trials": "._outputs", "verdict": "._outputs", "write_outputs": "._outputs",
-    "open_storage": "._storage", "redact": "._storage",
+    "TrialRecord": "._record",
+    "chosen_trials": "._trials",
+    "verdict": "._outputs", "write_outputs": "._outputs",
 }
 
 __all__ = sorted(_WHERE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from space import UserError
+from common import UserError
 
 
 class _Search:
@@ -21,7 +21,7 @@ class _Search:
 
     @staticmethod
     def run(args: argparse.Namespace) -> int:
-        from space._settings import given
+        from common.settings import given
 
         from ._config import SearchConfig, load_config
         from ._driver import run_search
@@ -48,9 +48,9 @@ class _Report:
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--run-dir", "--run_dir", dest="run_dir", required=True, help="the search's run directory")
+        parser.add_argument("--run-dir", dest="run_dir", required=True, help="the search's run directory")
         parser.add_argument("--storage", default=None, help="storage URL (default: RUN_DIR/study.db)")
-        parser.add_argument("--study-name", "--study_name", dest="study_name", default=None,
+        parser.add_argument("--study-name", dest="study_name", default=None,
                             help="study name (default: the only study in the storage)")
 
     @staticmethod
@@ -81,11 +81,11 @@ class _Export:
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--run-dir", "--run_dir", dest="run_dir", required=True, help="the search's run directory")
+        parser.add_argument("--run-dir", dest="run_dir", required=True, help="the search's run directory")
         parser.add_argument("--top", type=int, default=1, help="how many archs (default 1)")
         parser.add_argument("--recipe", default=None,
                             help="training recipe YAML (default: the one the search's train proxy used for its data)")
-        parser.add_argument("--out-dir", "--out_dir", dest="out_dir", default=None,
+        parser.add_argument("--out-dir", dest="out_dir", default=None,
                             help="where to write (default RUN_DIR/export)")
 
     @staticmethod

@@ -7,13 +7,16 @@ flags, their ``--help`` lines and the type checks of YAML and flag values derive
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from space import UserError
-from space._cli import config_path, load_yaml_mapping
-from space._settings import add_flags, check_choices, coerce_all, keys, setting
+from evaluator.latency import DEFAULT_TIMEOUT_S
+from evaluator.proxy import DEFAULT_PROXY, TRAIN_DEFAULTS
+from common import UserError
+from space import DEFAULT_REFERENCE
+from common.cli import config_path, load_yaml_mapping
+from common.settings import add_flags, check_choices, coerce_all, keys, setting
 
 MODES = ("constrained", "pareto")
 SAMPLERS = ("tpe", "nsga2", "random", "gp")
@@ -67,30 +70,30 @@ class SearchConfig:
                          choices=CLOCKS)
     latency_warmup: int = setting(10, "least warm-up runs before timing (more until times settle)", unit="runs")
     latency_repeats: int = setting(50, "timed runs per arch; the median is kept", unit="runs")
-    latency_timeout: float = setting(900.0, "time limit of one measurement's worker process", unit="seconds")
+    latency_timeout: float = setting(DEFAULT_TIMEOUT_S, "time limit of one measurement's worker process", unit="seconds")
     latency_cache: Optional[str] = setting("default", "SQLite cache of measured latencies; default: "
                                                       "~/.cache/shufflenas/latency.sqlite; none: no cache",
                                            metavar="PATH")
     budget_ms: Optional[float] = setting(None, "absolute budget: latency <= this", unit="ms")
     budget_ratio: Optional[float] = setting(None, "relative budget: latency <= this x the reference's, measured "
                                                   "alongside", unit="x reference")
-    reference: str = setting("x0_5", "reference arch of budget_ratio and of the verdict: x0_5, x1_0, x1_5 or x2_0")
+    reference: str = setting(DEFAULT_REFERENCE, "reference arch of budget_ratio and of the verdict: x0_5, x1_0, x1_5 or x2_0")
     prefilter_margin: float = setting(1.5, "skip without measuring a candidate estimated over this x the budget",
                                       unit="x budget")
     # proxy: the default is the calibrated one (evaluator.proxy.DEFAULT_PROXY and TRAIN_DEFAULTS)
-    proxy: str = setting("train", "proxy of accuracy: train (short training: val top-1), tse (the same training: "
+    proxy: str = setting(DEFAULT_PROXY, "proxy of accuracy: train (short training: val top-1), tse (the same training: "
                                   "minus its mean training loss), naswot, synflow, grad_norm, snip, params or flops")
     proxy_data: str = setting("fashion_mnist", "proxy data: fashion_mnist or an ImageNet-style folder "
                                                "(train/<class>/*, val/<class>/*); export trains on it", metavar="DATA")
-    proxy_resolution: int = setting(64, "input side of the proxy's images", unit="px")
-    proxy_batch_size: int = setting(32, "proxy batch (training batch, or the zero-cost proxies' one batch)",
+    proxy_resolution: int = setting(TRAIN_DEFAULTS["resolution"], "input side of the proxy's images", unit="px")
+    proxy_batch_size: int = setting(TRAIN_DEFAULTS["batch_size"], "proxy batch (training batch, or the zero-cost proxies' one batch)",
                                     unit="images")
     proxy_seed: int = setting(0, "initialisation and data seed of the proxy")
-    proxy_epochs: int = setting(1, "train proxy: epochs of the shortened recipe", unit="epochs")
-    proxy_subset: Optional[int] = setting(1600, "train proxy: training images per epoch; none: all", unit="images")
-    proxy_val_subset: Optional[int] = setting(2000, "train proxy: val images scored; none: as proxy_subset",
+    proxy_epochs: int = setting(TRAIN_DEFAULTS["epochs"], "train proxy: epochs of the shortened recipe", unit="epochs")
+    proxy_subset: Optional[int] = setting(TRAIN_DEFAULTS["subset"], "train proxy: training images per epoch; none: all", unit="images")
+    proxy_val_subset: Optional[int] = setting(TRAIN_DEFAULTS["val_subset"], "train proxy: val images scored; none: as proxy_subset",
                                               unit="images")
-    proxy_warmup_epochs: int = setting(0, "train proxy: learning-rate warm-up", unit="epochs")
+    proxy_warmup_epochs: int = setting(TRAIN_DEFAULTS["warmup_epochs"], "train proxy: learning-rate warm-up", unit="epochs")
     proxy_lr: Optional[float] = setting(None, "train proxy: peak learning rate; none: the recipe's, scaled to "
                                               "proxy_batch_size")
     proxy_recipe: Optional[str] = setting(None, "train proxy: the training recipe it shortens; none: x0_5's for "
@@ -170,10 +173,20 @@ def load_config(path: Optional[str], overrides: Mapping[str, Any] = ()) -> Searc
     return _validate(SearchConfig(**data))
 
 
+def stored_config(study: Any) -> SearchConfig:
+    """The config a study was created with (its ``config`` attribute), read back with the same
+    coercion; keys it predates take today's defaults, keys this version does not know are ignored.
+    Not validated: its files may live on another host."""
+    values = {}
+    for key, value in study.user_attrs.get("config", {}).items():
+        if key in KEYS:
+            try:
+                values.update(coerce_all(SearchConfig, {key: value}))
+            except UserError:  # another version's type for this key: today's default is the best we know
+                pass
+    return SearchConfig(**values)
+
+
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per config key, with its help line from the field."""
     add_flags(parser, SearchConfig, "search config keys")
-
-
-def with_overrides(cfg: SearchConfig, **changes: Any) -> SearchConfig:
-    return _validate(replace(cfg, **changes))

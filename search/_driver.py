@@ -20,12 +20,14 @@ from typing import Any, Callable, Dict, Optional
 
 import optuna
 
-from space import REFERENCES, SearchSpace, UserError
+from common import UserError
+from space import REFERENCES, SearchSpace
 
 from ._config import SearchConfig
 from ._final import FinalSettings, run_final_round
 from ._latency_source import LatencySource, load_model
-from ._objective import REPROPOSAL, CandidateFailed, Objective, directions
+from ._objective import CandidateFailed, Objective, directions
+from ._record import TrialRecord, Verification
 from ._progress import Progress
 from ._storage import StudyStorage, fail_stale, open_storage, redact
 
@@ -76,7 +78,7 @@ def fingerprint(cfg: SearchConfig) -> Dict[str, Any]:
         return {"latency_source": kind, "backend": table.backend, "device": table.device,
                 "batch_size": table.batch_size, "resolution": table.resolution, "dtype": table.dtype,
                 "clock": table.clock}
-    from evaluator._env import cpu_model
+    from common.env import cpu_model
 
     device = {"latency_source": "measure", "backend": cfg.backend, "device": cfg.device,
               "batch_size": cfg.batch_size, "resolution": cfg.resolution, "dtype": cfg.dtype, "clock": cfg.clock}
@@ -88,11 +90,12 @@ def fingerprint(cfg: SearchConfig) -> Dict[str, Any]:
 def _counted(trial: optuna.trial.FrozenTrial) -> bool:
     """Does this trial use up a ticket? Stale-worker failures do not (they are retried), nor do
     re-proposals of an arch already evaluated (the sampler gets another try)."""
-    if trial.user_attrs.get(REPROPOSAL):
+    record = TrialRecord.of(trial)
+    if record.reproposal:
         return False
     if trial.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING):
         return True
-    return trial.state == TrialState.FAIL and "failure" in trial.user_attrs
+    return trial.state == TrialState.FAIL and record.failure is not None
 
 
 def _public_config(cfg: SearchConfig) -> Dict[str, Any]:
@@ -240,26 +243,24 @@ def verify(study: optuna.Study, cfg: SearchConfig) -> None:
     Results go to the study's user attribute ``verified`` ({trial number: record}): a finished
     trial cannot be changed in Optuna.
     """
-    from space import Arch
-
-    from ._outputs import chosen_trials
+    from ._trials import chosen_trials
 
     source = LatencySource(cfg)
-    verified = dict(study.user_attrs.get("verified", {}))
+    verified = Verification.all_of(study)
     for t in chosen_trials(study):
-        if str(t.number) in verified:
+        if t.number in verified:
             continue
-        latency = source.measure(Arch.from_dict(t.user_attrs["arch"]))
+        record = TrialRecord.of(t)
+        latency = source.measure(record.arch_obj())
         value = source.value(latency)
-        verified[str(t.number)] = {
-            "ms": latency.ms, "ratio": latency.ratio, "error": latency.error,
-            "within_budget": None if value is None or source.budget is None else value <= source.budget}
+        check = verified[t.number] = Verification(
+            ms=latency.ms, ratio=latency.ratio, error=latency.error,
+            within_budget=None if value is None or source.budget is None else value <= source.budget)
         if not cfg.quiet:
-            over = verified[str(t.number)]["within_budget"] is False
-            print(f"verified trial {t.number} {t.user_attrs.get('arch_name')}: predicted "
-                  f"{t.user_attrs.get('latency_ms'):.3f} ms, measured {latency.ms} ms"
-                  f"{'  OVER BUDGET on the real device' if over else ''}", flush=True)
-    study.set_user_attr("verified", verified)
+            print(f"verified trial {t.number} {record.arch_name}: predicted {record.latency_ms:.3f} ms, measured "
+                  f"{latency.ms} ms{'  OVER BUDGET on the real device' if check.within_budget is False else ''}",
+                  flush=True)
+    Verification.save_all(study, verified)
 
 
 __all__ = ["open_study", "run_search", "work", "make_sampler", "make_pruner", "fingerprint", "sampler_seed"]

@@ -12,8 +12,10 @@ import shlex
 from pathlib import Path
 from typing import Any, Dict, List, NamedTuple, Optional
 
-from space import Arch, UserError
-from space._cli import config_path, load_yaml_mapping, read_yaml
+from common import UserError
+from common.cli import config_path, load_yaml_mapping, read_yaml
+
+from ._record import SelectionEntry
 
 DEFAULT_RECIPE = "configs/shufflenetv2/shufflenet_v2_0.5_ascend.yaml"  # ImageNet: for selections with no data
 _ROOT = Path(__file__).resolve().parent.parent
@@ -85,27 +87,27 @@ def train_command(config: Path, distribute: bool) -> str:
 def export_configs(run_dir: Path, top: int = 1, recipe: Optional[str] = None,
                    out_dir: Optional[Path] = None) -> List[Exported]:
     """Write ``<name>.arch.yaml`` and ``<name>.yaml`` (the recipe for the search's data, ``arch:`` set)."""
-    from space._settings import yaml_with_help
-    from training._config import TrainConfig, coerce
+    from common.settings import yaml_with_help
+    from training import TrainConfig, read_recipe
 
     if top < 1:
         raise UserError(f"--top must be at least 1, got {top}")
     selection = load_selection(run_dir)
-    entries, data = selection["archs"], selection["data"]
+    entries, data = [SelectionEntry.from_yaml(e) for e in selection["archs"]], selection["data"]
     recipe = recipe or default_recipe(data)
     base = load_yaml_mapping(recipe, "recipe")
-    distribute = bool(coerce(base, where=str(recipe)).get("distribute"))  # a recipe train.py refuses fails here
+    distribute = bool(read_recipe(recipe).get("distribute"))  # a recipe train.py refuses fails here
     if not entries:
         raise UserError(f"{run_dir}: the search found no feasible arch to export")
-    if len(entries) > 1 and not any(e.get("final") for e in entries):  # Pareto front: the most accurate first
-        entries = sorted(entries, key=lambda e: -(e.get("proxy") or float("-inf")))
+    if len(entries) > 1 and not any(e.final for e in entries):  # Pareto front by proxy: the most accurate first
+        entries.sort(key=lambda e: -(e.record.proxy_value if e.record.proxy_value is not None else float("-inf")))
     # (with a final round the selection is already ordered by final top-1, the winner first)
     data_values = data_keys(data)
     out_dir = (out_dir or run_dir / "export").resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for entry in entries[:top]:
-        arch = Arch.from_dict(entry["arch"])
+        arch, final = entry.record.arch_obj(), entry.final
         arch_path = out_dir / f"{arch.name}.arch.yaml"
         arch.save(arch_path)
         config = {k: v for k, v in base.items() if k != "model"}
@@ -117,8 +119,10 @@ def export_configs(run_dir: Path, top: int = 1, recipe: Optional[str] = None,
         used = (f"data: {data_values.get('data_dir') or data_values.get('dataset')}, "
                 f"{data_values.get('num_classes')} classes, {data_values.get('image_resize')} px"
                 if data_values else "data: the recipe's (this selection does not say what the search used)")
-        header = (f"# Exported by `search.py export` from {run_dir} (trial {entry.get('trial')}): "
-                  f"{arch.name}, latency {entry.get('latency_ms')} ms, proxy {entry.get('proxy')}.\n"
+        chosen_by = (f"final round top-1 {final['top1_mean']} ({final['budget']})" if final
+                     else f"proxy {entry.record.proxy_value}")
+        header = (f"# Exported by `search.py export` from {run_dir} (trial {entry.trial}): "
+                  f"{arch.name}, latency {entry.record.latency_ms} ms, {chosen_by}.\n"
                   f"# Recipe: {config_path(recipe)}; {used}.\n"
                   f"# Run: {command}\n"
                   + (f"# On N devices: msrun --worker_num N python train.py -c {path}\n" if distribute else ""))

@@ -16,6 +16,7 @@ is retried, resuming from its epoch checkpoints when they are on this host.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -24,9 +25,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import optuna
 
-from space import Arch, UserError
+from common import UserError
+from space import Arch
 
+from ._record import TrialRecord, clean
 from ._storage import StudyStorage, fail_stale
+from ._trials import distinct, is_feasible, reference_trials
 
 TrialState = optuna.trial.TrialState
 FINAL_SUFFIX = ":final"
@@ -104,53 +108,59 @@ def validate_settings(cfg: Any) -> None:
 
 # ---------------------------------------------------------------- choosing who trains
 
-def _value(t: optuna.trial.FrozenTrial) -> float:
-    return t.values[0]
+@dataclass
+class WorkItem:
+    """One training of the final round (a trial of ``<study>:final``): its user attributes, typed."""
 
+    stage: int
+    seed: int
+    role: str                        # candidate | reference
+    arch: Dict[str, Any]
+    arch_key: str
+    arch_name: str
+    source_trial: int                # the proxy-phase trial it comes from
+    feasible: bool
+    reference: Optional[str] = None  # its reference name, if it is one
+    proxy: Optional[float] = None
+    latency_ms: Optional[float] = None
+    latency_ratio: Optional[float] = None
+    failure: Optional[str] = None    # why its training failed
+    result: Optional[Dict[str, Any]] = None  # what the training recorded (seconds, top-1, TSE, curve)
 
-def _distinct(trials: Sequence[optuna.trial.FrozenTrial]) -> List[optuna.trial.FrozenTrial]:
-    seen, out = set(), []
-    for t in trials:
-        key = t.user_attrs.get("arch_key")
-        if key and key not in seen and "duplicate_of" not in t.user_attrs:
-            seen.add(key)
-            out.append(t)
-    return out
+    @classmethod
+    def of(cls, trial: optuna.trial.FrozenTrial) -> "WorkItem":
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in trial.user_attrs.items() if k in known})
 
+    @classmethod
+    def from_trial(cls, t: optuna.trial.FrozenTrial, stage: int, seed: int, role: str) -> "WorkItem":
+        r = TrialRecord.of(t)
+        return cls(stage=stage, seed=seed, role=role, arch=r.arch, arch_key=r.arch_key, arch_name=r.arch_name or "",
+                   source_trial=t.number, feasible=is_feasible(t) if t.state == TrialState.COMPLETE else False,
+                   reference=r.reference, proxy=r.proxy_value, latency_ms=r.latency_ms, latency_ratio=r.latency_ratio)
 
-def _feasible(t: optuna.trial.FrozenTrial) -> bool:
-    return bool(t.user_attrs.get("feasible", True)) and not any(v > 0 for v in t.constraints.values())
+    def attrs(self) -> Dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    @property
+    def slot(self) -> Tuple[int, str, int]:
+        return self.stage, self.arch_key, self.seed
+
+    def label(self) -> str:
+        return f"{self.arch_name}{' (' + self.reference + ')' if self.reference else ''} seed {self.seed}"
 
 
 def proxy_candidates(study: optuna.Study, count: int) -> List[optuna.trial.FrozenTrial]:
     """The ``count`` best feasible archs by proxy (constrained), or the Pareto front thinned to ``count``."""
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if _feasible(t)]
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if is_feasible(t)]
     if len(study.directions) == 1:
-        return _distinct(sorted(done, key=_value, reverse=True))[:count]
-    front = _distinct(sorted((t for t in study.best_trials if _feasible(t)), key=lambda t: t.values[1]))
+        return distinct(sorted(done, key=lambda t: t.values[0], reverse=True))[:count]
+    front = distinct(sorted((t for t in study.best_trials if is_feasible(t)), key=lambda t: t.values[1]))
     if len(front) <= count:
         return front
     # Evenly along latency: both ends, the rest at equal steps of the front's index.
     picks = sorted({round(i * (len(front) - 1) / (count - 1)) for i in range(count)}) if count > 1 else [0]
     return [front[i] for i in picks]
-
-
-def reference_trials(study: optuna.Study) -> Dict[str, optuna.trial.FrozenTrial]:
-    found: Dict[str, optuna.trial.FrozenTrial] = {}
-    for t in study.get_trials(deepcopy=False):
-        name = t.user_attrs.get("reference")
-        if name and t.state.is_finished() and "arch" in t.user_attrs and name not in found:
-            found[name] = t
-    return found
-
-
-def _item(t: optuna.trial.FrozenTrial, stage: int, seed: int, role: str) -> Dict[str, Any]:
-    a = t.user_attrs
-    proxy = (a.get("proxy") or {}).get("value")
-    return {"stage": stage, "seed": seed, "role": role, "reference": a.get("reference"), "arch": a["arch"],
-            "arch_key": a["arch_key"], "arch_name": a.get("arch_name"), "source_trial": t.number,
-            "proxy": proxy, "latency_ms": a.get("latency_ms"), "latency_ratio": a.get("latency_ratio"),
-            "feasible": _feasible(t) if t.state == TrialState.COMPLETE else bool(a.get("feasible", False))}
 
 
 # ---------------------------------------------------------------- the work queue
@@ -170,22 +180,22 @@ def open_final_study(store: StudyStorage, study_name: str) -> optuna.Study:
 
 def _finished(t: optuna.trial.FrozenTrial) -> bool:
     """Done for good: complete, or failed with a reason (a stale worker's failure is retried instead)."""
-    return t.state == TrialState.COMPLETE or (t.state == TrialState.FAIL and "failure" in t.user_attrs)
+    return t.state == TrialState.COMPLETE or (t.state == TrialState.FAIL and WorkItem.of(t).failure is not None)
 
 
 def _stage_items(final: optuna.Study, stage: int) -> List[optuna.trial.FrozenTrial]:
-    return [t for t in final.get_trials(deepcopy=False) if t.user_attrs.get("stage") == stage]
+    return [t for t in final.get_trials(deepcopy=False) if WorkItem.of(t).stage == stage]
 
 
 def _stage_done(items: Sequence[optuna.trial.FrozenTrial]) -> bool:
-    wanted = {(t.user_attrs["arch_key"], t.user_attrs["seed"]) for t in items}
-    done = {(t.user_attrs["arch_key"], t.user_attrs["seed"]) for t in items if _finished(t)}
+    wanted = {WorkItem.of(t).slot for t in items}
+    done = {WorkItem.of(t).slot for t in items if _finished(t)}
     return bool(wanted) and wanted == done
 
 
-def _enqueue(final: optuna.Study, items: List[Dict[str, Any]]) -> None:
+def _enqueue(final: optuna.Study, items: List[WorkItem]) -> None:
     for item in items:
-        final.enqueue_trial({}, user_attrs=item)
+        final.enqueue_trial({}, user_attrs=item.attrs())
 
 
 def plan(study: optuna.Study, final: optuna.Study, settings: FinalSettings) -> bool:
@@ -203,22 +213,25 @@ def plan(study: optuna.Study, final: optuna.Study, settings: FinalSettings) -> b
             if study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                 return True  # proxy trials still running elsewhere: their results may make the cut
             picks = proxy_candidates(study, settings.width_at(0))
-            source = {t.user_attrs["arch_key"]: t for t in picks}
+            source = {TrialRecord.of(t).arch_key: t for t in picks}
         else:
             ranked = stage_results(final, stage - 1)
             keep = [r for r in sorted(ranked, key=lambda r: r.mean, reverse=True) if r.role == "candidate"]
             by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
             source = {r.arch_key: by_number[r.source_trial] for r in keep[:settings.width_at(stage)]}
         seeds = settings.seeds if stage == settings.final_stage else settings.seeds[:1]
-        new = [_item(t, stage, seed, "candidate") for t in source.values() for seed in seeds]
+        new = [WorkItem.from_trial(t, stage, seed, "candidate") for t in source.values() for seed in seeds]
         if stage == settings.final_stage:
             for name, t in reference_trials(study).items():
-                if t.user_attrs["arch_key"] in source:  # a reference among the finalists: trained once, as both
+                if TrialRecord.of(t).arch is None:
+                    continue  # never proposed (e.g. its trial failed before recording the arch)
+                key = TrialRecord.of(t).arch_key
+                if key in source:  # a reference among the finalists: trained once, as both
                     for item in new:
-                        if item["arch_key"] == t.user_attrs["arch_key"]:
-                            item["reference"] = name
+                        if item.arch_key == key:
+                            item.reference = name
                     continue
-                new += [_item(t, stage, seed, "reference") for seed in seeds]
+                new += [WorkItem.from_trial(t, stage, seed, "reference") for seed in seeds]
         if not new:
             return False
         _enqueue(final, new)
@@ -293,18 +306,18 @@ class PairedDifference:
 def stage_results(final: optuna.Study, stage: int) -> List[ArchResult]:
     rows: Dict[str, ArchResult] = {}
     for t in _stage_items(final, stage):
-        a = t.user_attrs
-        row = rows.get(a["arch_key"])
+        item = WorkItem.of(t)
+        row = rows.get(item.arch_key)
         if row is None:
-            row = rows[a["arch_key"]] = ArchResult(
-                arch_key=a["arch_key"], arch_name=a.get("arch_name") or "", arch=a["arch"], role=a["role"],
-                reference=a.get("reference"), source_trial=a["source_trial"], proxy=a.get("proxy"),
-                latency_ms=a.get("latency_ms"), latency_ratio=a.get("latency_ratio"), feasible=a["feasible"])
+            row = rows[item.arch_key] = ArchResult(
+                arch_key=item.arch_key, arch_name=item.arch_name, arch=item.arch, role=item.role,
+                reference=item.reference, source_trial=item.source_trial, proxy=item.proxy,
+                latency_ms=item.latency_ms, latency_ratio=item.latency_ratio, feasible=item.feasible)
         if t.state == TrialState.COMPLETE:
-            row.top1[a["seed"]] = t.value
-            row.seconds += (a.get("result") or {}).get("seconds", 0.0)
-        elif t.state == TrialState.FAIL and "failure" in a:
-            row.failures.append(f"seed {a['seed']}: {a['failure']}")
+            row.top1[item.seed] = t.value
+            row.seconds += (item.result or {}).get("seconds", 0.0)
+        elif t.state == TrialState.FAIL and item.failure is not None:
+            row.failures.append(f"seed {item.seed}: {item.failure}")
     return list(rows.values())
 
 
@@ -362,31 +375,26 @@ def load_final(storage: optuna.storages.BaseStorage, study_name: str) -> Optiona
 
 def summary_of(study: optuna.Study) -> FinalSummary:
     """The final round of ``study`` as recorded in its storage (empty when it had none)."""
-    from types import SimpleNamespace
+    from ._config import stored_config
 
-    from ._config import SearchConfig
-
-    config = study.user_attrs.get("config", {})
-    reference = config.get("reference", SearchConfig.reference)
-    if not config.get("final_k"):  # off, or a study from before the final round existed
-        return summarize(None, None, reference)
-    defaults = {f: getattr(SearchConfig, f) for f in SearchConfig.__dataclass_fields__}
-    settings = FinalSettings.from_config(SimpleNamespace(**{**defaults, **config}))
-    return summarize(load_final(study._storage, study.study_name), settings, reference)
+    cfg = stored_config(study)
+    if not cfg.final_k:
+        return summarize(None, None, cfg.reference)
+    return summarize(load_final(study._storage, study.study_name), FinalSettings.from_config(cfg), cfg.reference)
 
 
 # ---------------------------------------------------------------- running items
 
-Trainer = Callable[[Dict[str, Any], FinalSettings, Path], Tuple[float, Dict[str, Any]]]
+Trainer = Callable[[WorkItem, FinalSettings, Path], Tuple[float, Dict[str, Any]]]
 
 
-def train_item(item: Dict[str, Any], settings: FinalSettings, ckpt_root: Path) -> Tuple[float, Dict[str, Any]]:
+def train_item(item: WorkItem, settings: FinalSettings, ckpt_root: Path) -> Tuple[float, Dict[str, Any]]:
     """Train one work item with the recipe; (val top-1, what the run recorded)."""
     from evaluator.proxy import train_score
 
-    arch = Arch.from_dict(item["arch"])
-    stage, seed = item["stage"], item["seed"]
-    ckpt_dir = ckpt_root / f"stage{stage}-{item['arch_key']}-seed{seed}"
+    arch = Arch.from_dict(item.arch)
+    stage, seed = item.stage, item.seed
+    ckpt_dir = ckpt_root / f"stage{stage}-{item.arch_key}-seed{seed}"
     result = train_score(arch, settings.data, epochs=settings.epochs, subset=settings.subset_at(stage),
                          val_subset=settings.val_subset, resolution=settings.resolution,
                          batch_size=settings.batch_size, seed=seed, warmup_epochs=settings.warmup_epochs,
@@ -430,7 +438,7 @@ def run_final_round(study: optuna.Study, store: StudyStorage, lock_name: str, se
         def objective(trial: optuna.Trial) -> float:
             if held:
                 held.pop().__exit__(None, None, None)  # the item is ours now (RUNNING)
-            item = dict(trial.user_attrs)
+            item = WorkItem.of(trial)
             start = time.perf_counter()
             try:
                 value, record = trainer(item, settings, ckpt_root)
@@ -438,13 +446,12 @@ def run_final_round(study: optuna.Study, store: StudyStorage, lock_name: str, se
                 raise
             except Exception as exc:  # noqa: BLE001 - one arch failing must not stop the round
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                trial.set_user_attr("failure", f"{type(exc).__name__}: {first}")
+                trial.set_user_attr("failure", f"{type(exc).__name__}: {first}")  # WorkItem.failure
                 raise CandidateFailed(first) from exc
-            trial.set_user_attr("result", {k: v for k, v in record.items() if v is not None})
+            trial.set_user_attr("result", clean({k: v for k, v in record.items() if v is not None}))  # .result
             if report is not None:
-                report(f"final stage {item['stage']}: {item['arch_name']}"
-                       f"{' (' + item['reference'] + ')' if item.get('reference') else ''} seed {item['seed']}: "
-                       f"top-1 {value:.2f} ({time.perf_counter() - start:.0f} s)")
+                report(f"final stage {item.stage}: {item.label()}: top-1 {value:.2f} "
+                       f"({time.perf_counter() - start:.0f} s)")
             return value
 
         try:
@@ -455,5 +462,6 @@ def run_final_round(study: optuna.Study, store: StudyStorage, lock_name: str, se
         done += 1
 
 
-__all__ = ["ArchResult", "FinalSettings", "FinalSummary", "PairedDifference", "final_study_name", "load_final",
-           "plan", "proxy_candidates", "run_final_round", "summarize", "summary_of", "validate_settings"]
+__all__ = ["ArchResult", "FinalSettings", "FinalSummary", "PairedDifference", "WorkItem", "final_study_name",
+           "load_final", "plan", "proxy_candidates", "run_final_round", "summarize", "summary_of",
+           "validate_settings"]

@@ -12,7 +12,7 @@ from typing import NoReturn, Optional, Sequence
 
 from evaluator import _cli_latency, _cli_lut, _cli_predictor, _cli_proxy
 from space import _info
-from space._cli import ArgumentParser, run_main
+from common.cli import ArgumentParser, run_main
 
 from . import _cli as search_cli
 

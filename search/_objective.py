@@ -1,11 +1,6 @@
 """What one trial does: propose an arch, pre-filter it, measure latency, score the proxy.
 
-Every trial records (user attributes, each JSON and small enough for optuna-dashboard to show
-whole): ``arch`` (YAML-able dict), ``arch_name``, ``arch_key``, ``cost`` (analytic numbers),
-``latency`` (the result) and ``latency_env`` (the machine), ``latency_value`` (in the budget's
-unit), ``proxy`` (value, time, settings) and ``proxy_curve`` (per epoch), ``feasible`` and
-``reason``, or ``failure`` for a candidate that could not be evaluated (compile error, out of
-memory, NaN); ``duplicate_of`` (and ``reproposal``) for an arch an earlier trial evaluated.
+What a trial records is `search._record.TrialRecord` (its fields are the user attributes).
 """
 
 from __future__ import annotations
@@ -20,14 +15,14 @@ from space import Arch, SearchSpace, cost
 
 from ._config import SearchConfig
 from ._latency_source import LatencySource
+from ._record import TrialRecord, clean
 from ._storage import fail_stale
 
 CONSTRAINT = "latency"
 WAIT_S = 1.0
-# User attribute of a trial whose arch an earlier trial evaluated: it reuses that result and
-# uses no ticket, so the search still evaluates n_trials archs. After this many re-proposals
-# in a row (a small or exhausted space) repeats count again, so the search ends.
-REPROPOSAL = "reproposal"
+# A trial whose arch an earlier trial evaluated reuses that result and uses no ticket
+# (`TrialRecord.reproposal`), so the search still evaluates n_trials archs. After this many
+# re-proposals in a row (a small or exhausted space) repeats count again, so the search ends.
 MAX_REPROPOSALS_IN_A_ROW = 20
 TrialState = optuna.trial.TrialState
 
@@ -36,34 +31,23 @@ class CandidateFailed(Exception):
     """The candidate could not be evaluated; the trial fails with the reason, the search goes on."""
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe copy (Optuna stores user attributes as JSON)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
-def _set_latency(trial: optuna.Trial, record: Dict[str, Any]) -> None:
+def _write_latency(trial: optuna.Trial, record: Dict[str, Any]) -> None:
     """The latency result as attributes small enough to show whole (optuna-dashboard cuts at 1 KiB):
     the numbers in ``latency``, the machine in ``latency_env`` (the arch is in ``arch``)."""
-    record = _clean(record)
-    trial.set_user_attr("latency", {k: v for k, v in record.items() if k not in ("arch", "environment")})
+    record = clean(record)
+    TrialRecord.write(trial, latency={k: v for k, v in record.items() if k not in ("arch", "environment")})
     if record.get("environment"):
-        trial.set_user_attr("latency_env", record["environment"])
+        TrialRecord.write(trial, latency_env=record["environment"])
 
 
-def _set_proxy(trial: optuna.Trial, proxy: Dict[str, Any]) -> None:
+def _write_proxy(trial: optuna.Trial, proxy: Dict[str, Any]) -> None:
     """The proxy result in ``proxy`` and its per-epoch curve in ``proxy_curve`` (each shown whole)."""
-    proxy = _clean(proxy)
+    proxy = clean(proxy)
     settings = dict(proxy.get("settings") or {})
     curve = settings.pop("curve", None)
-    trial.set_user_attr("proxy", {**proxy, "settings": settings})
+    TrialRecord.write(trial, proxy={**proxy, "settings": settings})
     if curve:
-        trial.set_user_attr("proxy_curve", curve)
+        TrialRecord.write(trial, proxy_curve=curve)
 
 
 class Objective:
@@ -83,7 +67,7 @@ class Objective:
         """An earlier trial of the same arch, waited for if another worker is still evaluating it."""
         states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
         for t in trial.study.get_trials(deepcopy=False, states=states):
-            if t.number != trial.number and t.user_attrs.get("arch_key") == arch.key:
+            if t.number != trial.number and TrialRecord.of(t).arch_key == arch.key:
                 number = t.number
                 while t.state == TrialState.RUNNING:
                     time.sleep(WAIT_S)
@@ -94,21 +78,18 @@ class Objective:
         return None
 
     def _reuse(self, trial: optuna.Trial, earlier: optuna.trial.FrozenTrial) -> Any:
-        for key in ("latency", "latency_env", "latency_ms", "latency_ratio", "latency_value", "latency_estimate",
-                    "proxy", "proxy_curve", "feasible", "reason"):
-            if key in earlier.user_attrs:
-                trial.set_user_attr(key, earlier.user_attrs[key])
+        record = TrialRecord.of(earlier)
+        record.copy_reused(trial)
         for key, value in earlier.constraints.items():
             trial.set_constraint(key, value)
-        trial.set_user_attr("duplicate_of", earlier.number)
+        TrialRecord.write(trial, duplicate_of=earlier.number)
         if earlier.state == TrialState.PRUNED:
-            raise optuna.TrialPruned(earlier.user_attrs.get("reason", "pruned"))
+            raise optuna.TrialPruned(record.reason or "pruned")
         return earlier.values if len(earlier.values) > 1 else earlier.value
 
     def _infeasible(self, trial: optuna.Trial, value: float, reason: str) -> None:
         trial.set_constraint(CONSTRAINT, value - self.latency.budget)
-        trial.set_user_attr("feasible", False)
-        trial.set_user_attr("reason", reason)
+        TrialRecord.write(trial, feasible=False, reason=reason)
         raise optuna.TrialPruned(reason)
 
     def _proxy(self, trial: optuna.Trial, arch: Arch) -> Dict[str, Any]:
@@ -133,7 +114,7 @@ class Objective:
                                  warmup_epochs=cfg.proxy_warmup_epochs, on_epoch=on_epoch, signal=cfg.proxy,
                                  **({"recipe": cfg.proxy_recipe} if cfg.proxy_recipe else {}))
             if result.settings.get("stopped_by_callback"):
-                _set_proxy(trial, result.to_dict())
+                _write_proxy(trial, result.to_dict())
                 raise optuna.TrialPruned(f"pruned after epoch {len(result.settings.get('curve', []))}")
         else:
             from evaluator.proxy import score
@@ -152,17 +133,13 @@ class Objective:
         finally:
             # Wall time of the trial, and the part of it spent measuring latency and scoring the
             # proxy (the rest is Optuna's: sampling, storage, and this bookkeeping).
-            trial.set_user_attr("seconds", time.perf_counter() - start)
-            trial.set_user_attr("eval_seconds", self._eval_s)
+            TrialRecord.write(trial, seconds=time.perf_counter() - start, eval_seconds=self._eval_s)
 
     def _evaluate(self, trial: optuna.Trial) -> Any:
         cfg = self.cfg
         arch = self.space.suggest(trial)
         c = cost(arch, cfg.resolution)
-        trial.set_user_attr("arch", arch.to_dict())
-        trial.set_user_attr("arch_name", arch.name)
-        trial.set_user_attr("arch_key", arch.key)
-        trial.set_user_attr("cost", c.summary())
+        TrialRecord.write(trial, arch=arch.to_dict(), arch_name=arch.name, arch_key=arch.key, cost=c.summary())
         # The driver holds the study lock until here, so two workers never start the same arch.
         if self.on_start is not None:
             self.on_start()
@@ -171,34 +148,32 @@ class Objective:
         self._in_a_row = self._in_a_row + 1 if earlier is not None else 0
         if earlier is not None:  # the same arch again: reuse, never evaluate twice
             if self.reproposed:
-                trial.set_user_attr(REPROPOSAL, True)
+                TrialRecord.write(trial, reproposal=True)
             return self._reuse(trial, earlier)
 
         budget = self.latency.budget
         if budget is not None:
             estimate = self.latency.estimate(c)
             if estimate is not None and estimate > cfg.prefilter_margin * budget:
-                trial.set_user_attr("latency_estimate", estimate)
+                TrialRecord.write(trial, latency_estimate=estimate)
                 self._infeasible(trial, estimate, f"pre-filter: estimated latency {estimate:.4g} is over "
                                                   f"{cfg.prefilter_margin:g} x the budget {budget:g}")
 
         evaluating = time.perf_counter()
         latency = self.latency.get(arch)
         self._eval_s += time.perf_counter() - evaluating
-        _set_latency(trial, latency.record)
+        _write_latency(trial, latency.record)
         if latency.error is not None:
-            trial.set_user_attr("failure", f"latency: {latency.error}")
+            TrialRecord.write(trial, failure=f"latency: {latency.error}")
             raise CandidateFailed(f"latency measurement failed: {latency.error}")
         self.latency.learn(c, latency)
         value = self.latency.value(latency)
-        trial.set_user_attr("latency_ms", latency.ms)
-        trial.set_user_attr("latency_ratio", latency.ratio)
-        trial.set_user_attr("latency_value", value)
+        TrialRecord.write(trial, latency_ms=latency.ms, latency_ratio=latency.ratio, latency_value=value)
         if budget is not None:
             if value > budget:
                 self._infeasible(trial, value, f"latency {value:.4g} is over the budget {budget:g}")
             trial.set_constraint(CONSTRAINT, value - budget)
-        trial.set_user_attr("feasible", True)
+        TrialRecord.write(trial, feasible=True)
 
         evaluating = time.perf_counter()
         try:
@@ -207,13 +182,13 @@ class Objective:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure of one candidate must not stop the search
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            trial.set_user_attr("failure", f"proxy: {type(exc).__name__}: {first}")
+            TrialRecord.write(trial, failure=f"proxy: {type(exc).__name__}: {first}")
             raise CandidateFailed(first) from exc
         finally:
             self._eval_s += time.perf_counter() - evaluating
-        _set_proxy(trial, proxy)
+        _write_proxy(trial, proxy)
         if not math.isfinite(proxy["value"]):
-            trial.set_user_attr("failure", f"proxy {cfg.proxy} returned {proxy['value']}")
+            TrialRecord.write(trial, failure=f"proxy {cfg.proxy} returned {proxy['value']}")
             raise CandidateFailed(f"proxy {cfg.proxy} returned {proxy['value']}")
         if cfg.mode == "pareto":
             return proxy["value"], latency.ms

@@ -12,8 +12,10 @@ import yaml
 
 from space import REFERENCES, Arch, cost
 
+from ._config import SearchConfig, stored_config
 from ._final import FinalSummary, summary_of
-from ._progress import best_feasible
+from ._record import SelectionEntry, TrialRecord, Verification
+from ._trials import chosen_trials, reference_trials
 
 TrialState = optuna.trial.TrialState
 CSV_COLUMNS = ("number", "state", "reference", "arch", "stem", "widths", "depths", "last", "kernels", "params",
@@ -21,40 +23,20 @@ CSV_COLUMNS = ("number", "state", "reference", "arch", "stem", "widths", "depths
 
 
 def _row(t: optuna.trial.FrozenTrial) -> Dict[str, Any]:
-    arch = t.user_attrs.get("arch") or {}
-    c = t.user_attrs.get("cost") or {}
-    proxy = (t.user_attrs.get("proxy") or {}).get("value")
+    r = TrialRecord.of(t)
+    arch, c = r.arch or {}, r.cost
     join = lambda xs: " ".join(map(str, xs)) if xs else ""  # noqa: E731
+    blank = lambda v: "" if v is None else v  # noqa: E731
     return {
-        "number": t.number, "state": t.state.name, "reference": t.user_attrs.get("reference", ""),
-        "arch": t.user_attrs.get("arch_name", ""), "stem": arch.get("stem", ""), "widths": join(arch.get("widths")),
+        "number": t.number, "state": t.state.name, "reference": blank(r.reference), "arch": blank(r.arch_name),
+        "stem": arch.get("stem", ""), "widths": join(arch.get("widths")),
         "depths": join(arch.get("depths")), "last": arch.get("last", ""), "kernels": join(arch.get("kernels")),
         "params": c.get("params", ""), "mflops": round(c["flops"] / 1e6, 2) if "flops" in c else "",
         "mac_m": round(c["mac"] / 1e6, 3) if "mac" in c else "",
-        "latency_ms": t.user_attrs.get("latency_ms", ""), "latency_ratio": t.user_attrs.get("latency_ratio", ""),
-        "proxy": "" if proxy is None else proxy, "feasible": t.user_attrs.get("feasible", ""),
-        "reason": t.user_attrs.get("reason") or t.user_attrs.get("failure") or "",
+        "latency_ms": blank(r.latency_ms), "latency_ratio": blank(r.latency_ratio), "proxy": blank(r.proxy_value),
+        "feasible": blank(r.feasible), "reason": r.problem or "",
         "seconds": round(t.duration.total_seconds(), 2) if t.duration else "",
     }
-
-
-def chosen_trials(study: optuna.Study) -> List[optuna.trial.FrozenTrial]:
-    """Constrained: the best feasible trial (or none). Pareto: the non-dominated feasible trials."""
-    if len(study.directions) == 1:
-        best = best_feasible(study)
-        return [best] if best is not None else []
-    front = [t for t in study.best_trials
-             if t.user_attrs.get("feasible", True) and "duplicate_of" not in t.user_attrs]
-    return sorted(front, key=lambda t: t.values[1])
-
-
-def reference_trials(study: optuna.Study) -> Dict[str, optuna.trial.FrozenTrial]:
-    found = {}
-    for t in study.get_trials(deepcopy=False):
-        name = t.user_attrs.get("reference")
-        if name and t.state.is_finished() and name not in found:
-            found[name] = t
-    return found
 
 
 def write_trials_csv(study: optuna.Study, path: Path) -> None:
@@ -68,37 +50,26 @@ def write_trials_csv(study: optuna.Study, path: Path) -> None:
     tmp.replace(path)
 
 
-def _arch_entry(t: optuna.trial.FrozenTrial) -> Dict[str, Any]:
-    return {
-        "trial": t.number,
-        "name": t.user_attrs.get("arch_name"),
-        "arch": t.user_attrs.get("arch"),
-        "latency_ms": t.user_attrs.get("latency_ms"),
-        "latency_ratio": t.user_attrs.get("latency_ratio"),
-        "proxy": (t.user_attrs.get("proxy") or {}).get("value"),
-        "reference": t.user_attrs.get("reference"),
-    }
-
-
 def selection_entries(study: optuna.Study) -> List[Dict[str, Any]]:
     """What best.yaml / pareto.yaml list: with a final round, its finalists by final top-1 (the
     winner first) with their proxy and final numbers; without one, the proxy's choice."""
     summary = summary_of(study)
     if not summary.rows:
-        return [_arch_entry(t) for t in chosen_trials(study)]
+        return [SelectionEntry(t.number, TrialRecord.of(t)).to_yaml() for t in chosen_trials(study)]
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     finalists = sorted((r for r in summary.finalists if r.feasible and r.top1), key=lambda r: -r.mean)
-    return [{**_arch_entry(by_number[r.source_trial]), "final": summary.to_dict(r)} for r in finalists]
+    return [SelectionEntry(r.source_trial, TrialRecord.of(by_number[r.source_trial]), summary.to_dict(r)).to_yaml()
+            for r in finalists]
 
 
 def search_data(study: optuna.Study) -> Dict[str, Any]:
     """What the search ran on, for `export`: the proxy's data and recipe, the latency resolution."""
-    config = study.user_attrs.get("config", {})
-    data = config.get("proxy_data")
+    cfg = stored_config(study)
+    data = cfg.proxy_data
     if data is not None and Path(data).is_dir():
         data = str(Path(data).resolve())
-    return {"proxy_data": data, "proxy_recipe": config.get("proxy_recipe"), "resolution": config.get("resolution"),
-            "proxy_resolution": config.get("proxy_resolution")}
+    return {"proxy_data": data, "proxy_recipe": cfg.proxy_recipe, "resolution": cfg.resolution,
+            "proxy_resolution": cfg.proxy_resolution}
 
 
 def write_selection(study: optuna.Study, run_dir: Path) -> Path:
@@ -137,7 +108,7 @@ def _plots(study: optuna.Study, run_dir: Path) -> List[str]:
         import matplotlib.pyplot as plt
     except ImportError:
         return []
-    rows = [_row(t) for t in study.get_trials(deepcopy=False) if t.user_attrs.get("latency_ms") is not None]
+    rows = [_row(t) for t in study.get_trials(deepcopy=False) if TrialRecord.of(t).latency_ms is not None]
     if not rows:
         return []
     made = []
@@ -166,32 +137,28 @@ def _plots(study: optuna.Study, run_dir: Path) -> List[str]:
 
 def _table_row(label: str, t: Optional[optuna.trial.FrozenTrial], arch: Arch, resolution: int) -> str:
     c = cost(arch, resolution)
-    attrs = t.user_attrs if t is not None else {}
-    proxy = (attrs.get("proxy") or {}).get("value")
-    fmt = lambda v, s: "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, s)  # noqa: E731
+    r = TrialRecord.of(t) if t is not None else TrialRecord()
     return (f"| {label} | {', '.join(map(str, arch.widths))} | {', '.join(map(str, arch.depths))} | {arch.last} "
-            f"| {c.params / 1e6:.2f} | {c.mflops:.1f} | {c.mac / 1e6:.2f} | {fmt(attrs.get('latency_ms'), '.2f')} "
-            f"| {fmt(attrs.get('latency_ratio'), '.3f')} | {fmt(proxy, '.4g')} |")
+            f"| {c.params / 1e6:.2f} | {c.mflops:.1f} | {c.mac / 1e6:.2f} | {_fmt(r.latency_ms, '.2f')} "
+            f"| {_fmt(r.latency_ratio, '.3f')} | {_fmt(r.proxy_value, '.4g')} |")
 
 
 def write_report(study: optuna.Study, run_dir: Path) -> Path:
-    config = study.user_attrs.get("config", {})
-    resolution = config.get("resolution", 224)
-    reference = config.get("reference", "x0_5")
+    cfg = stored_config(study)
+    resolution, reference = cfg.resolution, cfg.reference
     trials = study.get_trials(deepcopy=False)
     states = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState if s != TrialState.WAITING}
     chosen = chosen_trials(study)
     refs = reference_trials(study)
     plots = _plots(study, run_dir)
-    budget = (f"latency <= {config['budget_ratio']} x {reference}" if config.get("budget_ratio")
-              else f"latency <= {config['budget_ms']} ms" if config.get("budget_ms") else "none")
+    budget = f"latency <= {_budget(cfg)}" if _budget(cfg) else "none"
     lines = [
         f"# Search report: {study.study_name}",
         "",
-        f"- mode: {config.get('mode')}, sampler: {config.get('sampler')}, proxy: {config.get('proxy')} "
-        f"({config.get('proxy_data')}, {config.get('proxy_resolution')} px)",
-        f"- latency: {config.get('latency_source')} on {config.get('backend')} / {config.get('device')}, batch "
-        f"{config.get('batch_size')}, {resolution} px, {config.get('dtype')}; budget: {budget}",
+        f"- mode: {cfg.mode}, sampler: {cfg.sampler}, proxy: {cfg.proxy} ({cfg.proxy_data}, "
+        f"{cfg.proxy_resolution} px)",
+        f"- latency: {cfg.latency_source} on {cfg.backend} / {cfg.device}, batch {cfg.batch_size}, {resolution} px, "
+        f"{cfg.dtype}; budget: {budget}",
         "- trials: " + ", ".join(f"{v} {k}" for k, v in states.items() if v),
         f"- device: {study.user_attrs.get('fingerprint')}",
         "",
@@ -202,23 +169,24 @@ def write_report(study: optuna.Study, run_dir: Path) -> Path:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t in chosen:
-        lines.append(_table_row(f"trial {t.number}: {t.user_attrs.get('arch_name')}", t,
-                                Arch.from_dict(t.user_attrs["arch"]), resolution))
-    verified = study.user_attrs.get("verified", {})
+        record = TrialRecord.of(t)
+        lines.append(_table_row(f"trial {t.number}: {record.arch_name}", t, record.arch_obj(), resolution))
+    verified = Verification.all_of(study)
     for name in REFERENCES:
         if name in refs:
             lines.append(_table_row(f"reference {name}", refs[name], REFERENCES[name].arch, resolution))
     if not chosen:
         lines += ["", "No feasible arch was found: loosen the budget or run more trials."]
     if verified:
-        lines += ["", f"## Verified on the device ({config.get('latency_source')})", "",
-                  "| trial | predicted latency (ms) | measured (ms) | measured ratio | within budget |", "|---|---|---|---|---|"]
+        lines += ["", f"## Verified on the device ({cfg.latency_source})", "",
+                  "| trial | predicted latency (ms) | measured (ms) | measured ratio | within budget |",
+                  "|---|---|---|---|---|"]
         for t in chosen:
-            v = verified.get(str(t.number))
+            v = verified.get(t.number)
             if v is not None:
-                flag = {True: "yes", False: "**NO: over budget**", None: "-"}[v["within_budget"]]
-                lines.append(f"| {t.number} | {t.user_attrs.get('latency_ms'):.3f} | {v['ms'] if v['ms'] is not None else v['error']}"
-                             f" | {v['ratio'] if v['ratio'] is not None else '-'} | {flag} |")
+                flag = {True: "yes", False: "**NO: over budget**", None: "-"}[v.within_budget]
+                lines.append(f"| {t.number} | {TrialRecord.of(t).latency_ms:.3f} | "
+                             f"{v.ms if v.ms is not None else v.error} | {_fmt(v.ratio, '.3f')} | {flag} |")
     lines += _final_section(summary_of(study))
     lines += ["", "## Verdict", "", verdict(study), ""]
     if plots:
@@ -310,11 +278,11 @@ def _final_verdict(study: optuna.Study, summary: FinalSummary) -> str:
                   ([] if not_slower else [f"slower ({_fmt(ratio, '.2f')}x)"])
         text = f"{head}: the best finalist {win.arch_name} does not beat {reference}: " \
                f"{' and '.join(failing)}; {numbers}."
-    limit = _budget(study.user_attrs.get("config", {}), reference)
+    cfg = stored_config(study)
+    limit = _budget(cfg)
     if limit is None:
         return text + " (No latency budget was set.)"
-    mine = (f"{_fmt(win.latency_ratio, '.2f')}x {reference}" if study.user_attrs.get("config", {}).get("budget_ratio")
-            else f"{_fmt(win.latency_ms, '.3g')} ms")
+    mine = f"{_fmt(win.latency_ratio, '.2f')}x {reference}" if cfg.budget_ratio else f"{_fmt(win.latency_ms, '.3g')} ms"
     return text + f" It is within the budget ({mine} <= {limit})."
 
 
@@ -330,61 +298,61 @@ def verdict(study: optuna.Study) -> str:
     return text + " This rests on the proxy alone so far: the final round has not run."
 
 
-def _budget(config: Dict[str, Any], reference: str) -> Optional[str]:
-    if config.get("budget_ratio"):
-        return f"{config['budget_ratio']:g}x {reference}"
-    if config.get("budget_ms"):
-        return f"{config['budget_ms']:g} ms"
+def _budget(cfg: SearchConfig) -> Optional[str]:
+    if cfg.budget_ratio:
+        return f"{cfg.budget_ratio:g}x {cfg.reference}"
+    if cfg.budget_ms:
+        return f"{cfg.budget_ms:g} ms"
     return None
 
 
-def _within_budget(best: optuna.trial.FrozenTrial, config: Dict[str, Any], reference: str,
-                   verified: Dict[str, Any]) -> str:
+def _within_budget(best: optuna.trial.FrozenTrial, cfg: SearchConfig, verified: Dict[int, Verification]) -> str:
     """How the best arch stands against the budget (it met it, or it was chosen without one)."""
-    limit = _budget(config, reference)
+    limit = _budget(cfg)
     if limit is None:
         return "(no latency budget)"
-    value = best.user_attrs.get("latency_value")
-    mine = "-" if value is None else (f"{value:.2f}x {reference}" if config.get("budget_ratio") else f"{value:.3g} ms")
-    check = verified.get(str(best.number)) or {}
-    if check.get("within_budget") is False:
+    value = TrialRecord.of(best).latency_value
+    mine = "-" if value is None else (f"{value:.2f}x {cfg.reference}" if cfg.budget_ratio else f"{value:.3g} ms")
+    check = verified.get(best.number)
+    if check is not None and check.within_budget is False:
         return (f"is within the budget by the latency table ({mine} <= {limit}) but OVER it as measured on the "
-                f"device ({check.get('ms')} ms)")
+                f"device ({check.ms} ms)")
     return f"is within the budget ({mine} <= {limit})"
 
 
 def _proxy_verdict(study: optuna.Study) -> str:
     """One sentence from the proxy phase: whether the best arch met the budget, and whether it beats
     the reference by proxy, naming which condition failed (less accurate, slower, over budget)."""
-    config = study.user_attrs.get("config", {})
-    reference = config.get("reference", "x0_5")
+    cfg = stored_config(study)
+    reference = cfg.reference
     chosen = chosen_trials(study)
-    ref = reference_trials(study).get(reference)
+    ref_trial = reference_trials(study).get(reference)
     if not chosen:
-        limit = _budget(config, reference)
+        limit = _budget(cfg)
         return f"No arch within the budget ({limit}) was found: loosen it or run more trials." if limit else \
             "No feasible arch was found."
-    best = chosen[0] if len(study.directions) == 1 else max(chosen, key=lambda t: t.values[0])
-    budget = _within_budget(best, config, reference, study.user_attrs.get("verified", {}))
-    head = f"Best arch {best.user_attrs.get('arch_name')} {budget}"
-    if best.user_attrs.get("reference"):
-        return f"{head}; it is the reference {best.user_attrs['reference']} itself: no searched arch beat it."
-    if ref is None or ref.state != TrialState.COMPLETE:
-        why = ("was not evaluated in this study" if ref is None or not ref.state.is_finished()
-               else f"is itself over the budget ({ref.user_attrs['reason']})" if ref.user_attrs.get("reason")
+    best_trial = chosen[0] if len(study.directions) == 1 else max(chosen, key=lambda t: t.values[0])
+    best = TrialRecord.of(best_trial)
+    head = f"Best arch {best.arch_name} {_within_budget(best_trial, cfg, Verification.all_of(study))}"
+    if best.reference:
+        return f"{head}; it is the reference {best.reference} itself: no searched arch beat it."
+    ref = TrialRecord.of(ref_trial) if ref_trial is not None else None
+    if ref_trial is None or ref_trial.state != TrialState.COMPLETE:
+        why = ("was not evaluated in this study" if ref_trial is None or not ref_trial.state.is_finished()
+               else f"is itself over the budget ({ref.reason})" if ref.reason
                else "did not finish its evaluation")
-        return (f"{head} (proxy {best.values[0]:.4g}, {best.user_attrs.get('latency_ms'):.2f} ms); "
+        return (f"{head} (proxy {best_trial.values[0]:.4g}, {best.latency_ms:.2f} ms); "
                 f"the reference {reference} {why}, so there is no comparison.")
-    d_proxy = best.values[0] - ref.values[0]
+    d_proxy = best_trial.values[0] - ref_trial.values[0]
     # The candidate's own ratio was measured interleaved with the reference in the same
     # minutes; a ratio of two separate measurements would carry the machine's drift.
-    ratio = best.user_attrs.get("latency_ratio")
+    ratio = best.latency_ratio
     if ratio is None:
-        ratio = best.user_attrs.get("latency_ms") / ref.user_attrs.get("latency_ms")
+        ratio = best.latency_ms / ref.latency_ms
     accuracy = (f"{'more' if d_proxy > 0 else 'less' if d_proxy < 0 else 'no more'} accurate (proxy "
-                f"{best.values[0]:.4g} vs {ref.values[0]:.4g}, {d_proxy:+.4g})")
+                f"{best_trial.values[0]:.4g} vs {ref_trial.values[0]:.4g}, {d_proxy:+.4g})")
     speed = (f"{'no slower' if ratio <= 1.0 else 'slower'} ({ratio:.2f}x {reference}'s latency; "
-             f"{best.user_attrs.get('latency_ms'):.2f} ms vs {ref.user_attrs.get('latency_ms'):.2f} ms)")
+             f"{best.latency_ms:.2f} ms vs {ref.latency_ms:.2f} ms)")
     if d_proxy > 0 and ratio <= 1.0:
         return f"{head} and beats {reference}: {accuracy} and {speed}."
     checks = ((accuracy, d_proxy > 0), (speed, ratio <= 1.0))

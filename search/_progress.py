@@ -12,36 +12,26 @@ from typing import Any, Dict, Optional
 import optuna
 
 from ._config import SearchConfig
-from ._objective import REPROPOSAL
+from ._record import TrialRecord
+from ._trials import best_feasible
 
 TrialState = optuna.trial.TrialState
 
 
-def best_feasible(study: optuna.Study) -> Optional[optuna.trial.FrozenTrial]:
-    """The best complete, feasible trial of a single-objective study, or None."""
-    best = None
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if not t.user_attrs.get("feasible", True) or any(v > 0 for v in t.constraints.values()):
-            continue
-        if best is None or t.value > best.value:
-            best = t
-    return best
-
-
 def trial_event(t: optuna.trial.FrozenTrial) -> Dict[str, Any]:
-    proxy = t.user_attrs.get("proxy") or {}
+    r = TrialRecord.of(t)
     return {
         "event": "trial_finished",
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "number": t.number,
         "state": t.state.name,
-        "arch": t.user_attrs.get("arch_name"),
-        "reference": t.user_attrs.get("reference"),
-        "latency_ms": t.user_attrs.get("latency_ms"),
-        "latency_ratio": t.user_attrs.get("latency_ratio"),
-        "proxy": proxy.get("value"),
-        "feasible": t.user_attrs.get("feasible"),
-        "reason": t.user_attrs.get("reason") or t.user_attrs.get("failure"),
+        "arch": r.arch_name,
+        "reference": r.reference,
+        "latency_ms": r.latency_ms,
+        "latency_ratio": r.latency_ratio,
+        "proxy": r.proxy_value,
+        "feasible": r.feasible,
+        "reason": f"re-proposal of trial {r.duplicate_of}, not counted" if r.reproposal else r.problem,
         "seconds": t.duration.total_seconds() if t.duration else None,
     }
 
@@ -69,22 +59,21 @@ class Progress:
         if self.quiet:
             return
         trials = study.get_trials(deepcopy=False)
-        finished = sum(t.state.is_finished() and (t.state != TrialState.FAIL or "failure" in t.user_attrs)
-                       and not t.user_attrs.get(REPROPOSAL) for t in trials)
+        records = [(t, TrialRecord.of(t)) for t in trials]
+        finished = sum(t.state.is_finished() and (t.state != TrialState.FAIL or r.failure is not None)
+                       and not r.reproposal for t, r in records)
         total = max(self.cfg.n_trials, finished)
         elapsed = time.time() - self.start
         eta = elapsed / self.done_here * (total - finished) if self.done_here else 0.0
         if self.cfg.mode == "constrained":
             best = best_feasible(study)
-            best_text = f"best {best.user_attrs.get('arch_name')} ({best.value:.4g})" if best else "best: none feasible"
+            best_text = f"best {TrialRecord.of(best).arch_name} ({best.value:.4g})" if best else "best: none feasible"
         else:
             best_text = f"pareto front: {len(study.best_trials)}"
         latency = "latency -" if event["latency_ms"] is None else f"{event['latency_ms']:.2f} ms"
         if event["latency_ratio"] is not None:
             latency += f" ({event['latency_ratio']:.3f}x {self.cfg.reference})"
         feasible = {True: "feasible", False: "infeasible", None: "-"}[event["feasible"]]
-        if trial.user_attrs.get(REPROPOSAL):
-            event["reason"] = f"re-proposal of trial {trial.user_attrs.get('duplicate_of')}, not counted"
         line = (f"[{finished}/{total}] trial {trial.number} {trial.state.name.lower()} {event['arch']}"
                 f"{' (' + event['reference'] + ')' if event['reference'] else ''}: {latency}, "
                 f"{self.cfg.proxy} {_fmt(event['proxy'])}, {feasible}"

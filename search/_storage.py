@@ -20,7 +20,7 @@ from typing import Iterator, Optional
 
 import optuna
 
-from space import UserError
+from common import UserError
 
 MAX_RETRY = 3
 
@@ -37,13 +37,9 @@ def redact(url: Optional[str]) -> str:
 @dataclass
 class StudyStorage:
     storage: optuna.storages.BaseStorage
-    url: str  # as given (may hold a password: never print it, use `display`)
+    url: str  # as given (may hold a password: never print it, use `redact`)
     kind: str  # sqlite | postgresql | mysql | journal | rdb
     lock_path: Optional[Path] = None
-
-    @property
-    def display(self) -> str:
-        return redact(self.url)
 
     @contextlib.contextmanager
     def lock(self, study_name: str) -> Iterator[None]:

@@ -8,11 +8,10 @@ and bad input at once.
 from typing import Any
 
 from ._arch import Arch, ArchError, block_args
-from ._cost import Cost, LayerCost, cost
-from ._errors import UserError
-from ._model import create_model, load_weights, resolve_arch
-from ._fast_cpu import use_fast_cpu
-from ._reference import REFERENCES, ReferenceModel, reference, reference_model, reference_name
+from ._cost import Cost, LayerCost, cost, head_layers, stem_layers, unit_layers
+from ._model import checkpoint_params, create_model, load_weights, resolve_arch
+from ._fast_cpu import fast_cpu_mode, use_fast_cpu
+from ._reference import DEFAULT_REFERENCE, REFERENCES, ReferenceModel, reference, reference_model, reference_name
 from ._search_space import DEFAULT_SPACE, SearchSpace, SpaceError
 
 __all__ = [
@@ -26,18 +25,23 @@ __all__ = [
     "SearchSpace",
     "ShuffleV2Block",
     "SpaceError",
+    "DEFAULT_REFERENCE",
     "DEFAULT_SPACE",
-    "UserError",
     "block_args",
     "build",
+    "checkpoint_params",
     "cost",
     "create_model",
+    "fast_cpu_mode",
+    "head_layers",
     "load_weights",
     "reference",
     "reference_model",
     "reference_name",
     "resolve_arch",
+    "stem_layers",
     "stock_network",
+    "unit_layers",
     "use_fast_cpu",
 ]
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, List, Mapping, Sequence, Tuple, Union
 
-from ._cli import parse_yaml, read_yaml
-from ._errors import UserError
+from common.cli import parse_yaml, read_yaml
+from common.errors import UserError
 
 NUM_STAGES = 3
 KERNEL_CHOICES = (3, 5, 7)

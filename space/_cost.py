@@ -55,10 +55,6 @@ class Cost:
     def mflops(self) -> float:
         return self.flops / 1e6
 
-    @property
-    def mparams(self) -> float:
-        return self.params / 1e6
-
     def summary(self) -> dict:
         """The totals as a flat dict (for logs, CSV rows, trial attributes)."""
         return {

@@ -19,7 +19,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ._errors import UserError
+from common.errors import UserError
 
 ENV_VAR = "SHUFFLENAS_FAST_CPU"
 MODES = ("auto", "on", "off")
@@ -41,7 +41,7 @@ _status: Optional[KernelStatus] = None
 _fallback_said = False
 
 
-def normalize_mode(value: Union[str, bool, None], source: str = "fast_cpu") -> str:
+def fast_cpu_mode(value: Union[str, bool, None], source: str = "fast_cpu") -> str:
     """``auto``/``on``/``off`` from a string or bool (None is auto); anything else is a UserError."""
     if value is None:
         return "auto"
@@ -65,12 +65,12 @@ def kernel_status() -> KernelStatus:
 def use_fast_cpu(mode: Union[str, bool, None] = "auto") -> bool:
     """Whether a network built now in this process should take the fast CPU path."""
     global _fallback_said
-    mode = normalize_mode(mode)
+    mode = fast_cpu_mode(mode)
     if mode == "auto" and os.environ.get(ENV_VAR):
-        mode = normalize_mode(os.environ[ENV_VAR], source=ENV_VAR)
+        mode = fast_cpu_mode(os.environ[ENV_VAR], source=ENV_VAR)
     if mode == "off":
         return False
-    from ._runtime import current_device
+    from common.runtime import current_device
 
     device = current_device()
     if device != "CPU":

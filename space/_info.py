@@ -78,7 +78,7 @@ def format_cost(c: Cost, layers: bool = False) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ._errors import UserError
+    from common.errors import UserError
 
     if args.resolution < 32:
         raise UserError(f"--resolution must be at least 32, got {args.resolution}")

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Dict, Optional, Union
 
 from ._arch import Arch
-from ._errors import UserError
+from common.errors import UserError
 from ._reference import REFERENCES, is_reference_name, reference
 
 if TYPE_CHECKING:  # the network imports MindSpore: loaded only where a model is built

@@ -10,9 +10,12 @@ from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 from ._arch import Arch
-from ._errors import UserError
+from common.errors import UserError
 
 _PREFIX = "shufflenet_v2_"
+# The reference a search compares with unless told otherwise: the variant the recipes reproduce
+# and the latency budgets are relative to.
+DEFAULT_REFERENCE = "x0_5"
 
 
 @dataclass(frozen=True)

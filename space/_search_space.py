@@ -32,8 +32,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ._arch import KERNEL_CHOICES, MAX_CHANNELS, MAX_DEPTH, NUM_STAGES, Arch
-from ._cli import read_yaml
-from ._errors import UserError
+from common.cli import read_yaml
+from common.errors import UserError
 from ._reference import REFERENCES
 
 _KEYS = ("name", "divisor", "stem", "widths", "depths", "last", "kernels")

@@ -20,7 +20,7 @@ TINY_ARCH = dict(stem=8, widths=(16, 32, 64), depths=(1, 2, 1), last=64)
 @pytest.fixture(scope="session", autouse=True)
 def mindspore_cpu_graph():
     """Every test runs on CPU in graph mode unless it switches itself."""
-    from space._runtime import configure
+    from common.runtime import configure
 
     configure("CPU", "graph")
 

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from space import Arch, ArchError, UserError, reference, reference_model, reference_name
+from common import UserError
+from space import Arch, ArchError, reference, reference_model, reference_name
 
 GOOD = dict(stem=24, widths=(48, 96, 192), depths=(4, 8, 4), last=1024, kernels=(3, 3, 3))
 

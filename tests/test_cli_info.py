@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from space import REFERENCES
-from space._cli import run_main as space_cli_run
+from common.cli import ArgumentParser
+from common.cli import run_main as space_cli_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -113,7 +114,7 @@ def _readers():
     from search import load_config
     from search._export import load_selection
     from space import Arch, SearchSpace
-    from training._config import read_yaml as read_recipe
+    from training import read_recipe
 
     return {
         "arch": lambda p: Arch.from_yaml(p),
@@ -141,7 +142,7 @@ def _bad_files(tmp_path):
 
 
 def test_binary_and_non_utf8_files_are_one_clear_error(tmp_path):
-    from space import UserError
+    from common import UserError
 
     for path in _bad_files(tmp_path):
         for what, read in _readers().items():
@@ -191,7 +192,7 @@ def test_space_search_and_the_cli_do_not_import_mindspore():
 def _search_parser():
     from search._cli import COMMANDS
 
-    parser = argparse.ArgumentParser(prog="search.py search")
+    parser = ArgumentParser(prog="search.py search")  # the scripts' parser: both flag spellings
     next(c for c in COMMANDS if c.NAME == "search").add_arguments(parser)
     return parser
 
@@ -199,7 +200,7 @@ def _search_parser():
 def _train_parser():
     from training._config import add_config_arguments
 
-    parser = argparse.ArgumentParser(prog="train.py")
+    parser = ArgumentParser(prog="train.py")
     add_config_arguments(parser)
     return parser
 
@@ -237,7 +238,7 @@ def test_search_help_lines_name_units():
 
 def test_both_flag_spellings_and_text_values():
     from search import SearchConfig, load_config
-    from space._settings import given
+    from common.settings import given
 
     parser = _search_parser()
     args = parser.parse_args(["--n_trials", "7", "--budget-ratio", "2", "--timeout", "none", "--quiet", "yes",

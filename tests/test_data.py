@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from space import UserError
+from common import UserError
 from training import _transforms
 from training._fashion_mnist import load_fashion_mnist
 from training._folder import CorruptImageWarning

@@ -19,8 +19,9 @@ import pytest
 import mindspore as ms
 from mindspore import nn, ops
 
-from space import UserError, build, load_weights, stock_network, use_fast_cpu
-from space._fast_cpu import ENV_VAR, kernel_status, normalize_mode
+from common import UserError
+from space import build, load_weights, stock_network, use_fast_cpu
+from space._fast_cpu import ENV_VAR, kernel_status, fast_cpu_mode
 from space._fast_ops import KERNEL_SOURCE, KernelDepthwiseConv2d, UnfoldConv2d, depthwise_op
 from space._kernel_build import CACHE_VAR, library_path
 
@@ -242,10 +243,10 @@ def test_zero_cost_proxies_on_the_fast_path_equal_the_stock_path(library, tiny_a
 
 
 def test_switch_values_and_environment(tiny_arch, monkeypatch):
-    assert [normalize_mode(v) for v in ("auto", "ON", "off", True, False, None, "yes", "0")] == \
+    assert [fast_cpu_mode(v) for v in ("auto", "ON", "off", True, False, None, "yes", "0")] == \
         ["auto", "on", "off", "on", "off", "auto", "on", "off"]
     with pytest.raises(UserError, match="fast_cpu must be auto, on or off"):
-        normalize_mode("fast")
+        fast_cpu_mode("fast")
     from training import make_config
 
     assert make_config({"fast_cpu": True}).fast_cpu == "on"  # YAML reads `fast_cpu: on` as True

@@ -15,10 +15,11 @@ from conftest import ROOT, TINY_ARCH
 from evaluator import LatencyResult, backends, measure
 from evaluator._cache import LatencyCache
 from evaluator._timing import paired_ratio, stats_ms, time_interleaved
-from space import Arch, UserError
+from common import UserError
+from space import Arch
 
 FAST = dict(resolution=32, warmup=3, repeats=10)
-FAULT = "SHUFFLENAS_WORKER_FAULT"
+from evaluator._spawn import FAULT_VAR as FAULT
 
 
 @pytest.fixture(scope="module")

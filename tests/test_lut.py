@@ -8,7 +8,8 @@ import pytest
 
 from evaluator.lut import FORMAT, VERSION, LatencyTable, build_table, space_parts
 from evaluator._parts import arch_parts, part_key
-from space import Arch, SearchSpace, UserError
+from common import UserError
+from space import Arch, SearchSpace
 
 TINY_SPACE = {"name": "tiny", "stem": [8], "widths": [[16], [32], [64]], "depths": [[1, 2], [1, 2], [1, 2]],
               "last": [64]}

@@ -6,7 +6,8 @@ import mindspore as ms
 import numpy as np
 import pytest
 
-from space import REFERENCES, Arch, UserError, build, cost, create_model, load_weights, reference
+from common import UserError
+from space import REFERENCES, Arch, build, cost, create_model, load_weights, reference
 
 
 def _inputs(size: int, batch: int = 2, seed: int = 0) -> ms.Tensor:

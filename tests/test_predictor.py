@@ -20,7 +20,8 @@ from evaluator._features import part_features, part_group, part_layers
 from evaluator._parts import arch_parts, part_key
 from evaluator._predictor_build import build_predictor
 from evaluator.predictor import LatencyPredictor
-from space import DEFAULT_SPACE, Arch, SearchSpace, UserError, cost, reference
+from common import UserError
+from space import DEFAULT_SPACE, Arch, SearchSpace, cost, reference
 
 TINY = ROOT / "tests" / "data" / "tiny_space.yaml"
 MICRO = ROOT / "tests" / "data" / "micro_space.yaml"

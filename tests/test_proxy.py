@@ -6,12 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
-from evaluator.proxy import (BASELINES, DEFAULT_PROXY, PROXIES, TRAIN_DEFAULTS, TRAINING_PROXIES, ZERO_COST,
+from evaluator.proxy import (BASELINES, PROXIES, TRAINING_PROXIES, ZERO_COST,
                              recipe_global_batch, score, train_score)
-from space import Arch, UserError, cost
+from common import UserError
+from space import Arch, cost
 
 
 @pytest.mark.parametrize("proxy", [p for p in PROXIES if p not in TRAINING_PROXIES])
@@ -94,14 +96,6 @@ def test_lr_is_scaled_from_the_global_batch_the_recipe_was_set_for():
     assert recipe_global_batch(fashion) == 64
 
 
-def test_search_defaults_are_the_calibrated_proxy():
-    from search import SearchConfig
-
-    cfg = SearchConfig()
-    assert cfg.proxy == DEFAULT_PROXY
-    assert {k: getattr(cfg, f"proxy_{k}") for k in TRAIN_DEFAULTS} == TRAIN_DEFAULTS
-
-
 def test_short_training_proxy_bad_settings(tiny_arch, tmp_path):
     with pytest.raises(UserError, match="warmup_epochs must be at least 0"):
         train_score(tiny_arch, epochs=2, warmup_epochs=-1)
@@ -127,3 +121,59 @@ def test_zero_cost_then_train_proxy_in_one_fresh_process(tiny_arch):
                           text=True, timeout=300, cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 0, done.stderr[-2000:]
     assert 0 <= float(done.stdout.strip().splitlines()[-1]) <= 100
+
+
+# ----- golden values: each zero-cost proxy of a 2-layer net, worked out by hand in NumPy -----
+
+W1 = np.array([[0.5, -1.0, 0.25, 0.0], [-0.3, 0.8, 0.1, -0.6], [0.7, 0.2, -0.9, 0.4]], np.float32)  # (3, 4)
+W2 = np.array([[0.6, -0.4, 0.3], [-0.2, 0.9, -0.7]], np.float32)  # (2, 3)
+X = np.array([[1.0, 0.5, -1.0, 2.0], [-0.5, 1.5, 0.3, -1.0], [0.2, -0.7, 1.1, 0.4],
+              [1.3, 0.1, -0.2, -0.8], [-1.1, -0.4, 0.9, 0.6]], np.float32)
+Y = np.array([0, 1, 1, 0, 1], np.int32)
+
+
+def _two_layer_net():
+    import mindspore as ms
+    from mindspore import nn
+
+    net = nn.SequentialCell([nn.Dense(4, 3, has_bias=False), nn.ReLU(), nn.Dense(3, 2, has_bias=False)])
+    net[0].weight.set_data(ms.Tensor(W1))
+    net[2].weight.set_data(ms.Tensor(W2))
+    return net
+
+
+def _hand_ce_grads():
+    """Cross-entropy (mean over the batch) gradients of W1 and W2, by the chain rule."""
+    pre = X.astype(np.float64) @ W1.T
+    h = np.maximum(pre, 0)
+    logits = h @ W2.T
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    d_logits = (p - np.eye(2)[Y]) / len(Y)
+    d_w2 = d_logits.T @ h
+    d_w1 = ((d_logits @ W2) * (pre > 0)).T @ X
+    return d_w1, d_w2
+
+
+@pytest.mark.parametrize("proxy", ["naswot", "synflow", "grad_norm", "snip"])
+def test_zero_cost_proxies_match_hand_computed_values(proxy):
+    import mindspore as ms
+
+    from evaluator._zero_cost import NETWORK_PROXIES
+
+    if proxy == "naswot":  # K[i, j] = units where i and j agree; log|det K|
+        c = (X.astype(np.float64) @ W1.T > 0).astype(np.float64)
+        expected = np.linalg.slogdet(c @ c.T + (1 - c) @ (1 - c).T)[1]
+    elif proxy == "synflow":  # |W|, all-ones input: R = 1'|W2||W1|1, and sum theta dR/dtheta = 2R per layer pair
+        expected = math.log(2 * np.abs(W2).astype(np.float64).sum(0) @ np.abs(W1).astype(np.float64).sum(1))
+    else:
+        d_w1, d_w2 = _hand_ce_grads()
+        expected = (np.linalg.norm(d_w1) + np.linalg.norm(d_w2) if proxy == "grad_norm"
+                    else np.abs(W1 * d_w1).sum() + np.abs(W2 * d_w2).sum())
+    previous = ms.get_context("mode")
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    try:
+        got = NETWORK_PROXIES[proxy](_two_layer_net(), ms.Tensor(X), ms.Tensor(Y))
+    finally:
+        ms.set_context(mode=previous)
+    assert got == pytest.approx(expected, rel=1e-5)

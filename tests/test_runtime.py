@@ -1,4 +1,4 @@
-"""Device selection (`space._runtime.configure`) on GPU/Ascend, with MindSpore's device query stubbed.
+"""Device selection (`common.runtime.configure`) on GPU/Ascend, with MindSpore's device query stubbed.
 
 No accelerator is here, so a stand-in module answers as MindSpore does: once kernels have run,
 changing the device is refused (2.4+: "The runtime has been initialized ..."). The real id must
@@ -12,8 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from space import UserError
-from space._runtime import _current_device, configure
+from common import UserError
+from common.runtime import _current_device, configure
 
 
 class _MindSporeAfterKernelsRan:

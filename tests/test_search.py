@@ -17,10 +17,12 @@ import pytest
 import sqlalchemy
 import yaml
 
-from search import SearchConfig, chosen_trials, export_configs, load_config, redact, run_search, write_outputs
+from search import SearchConfig, chosen_trials, export_configs, load_config, run_search, write_outputs
+from search._storage import redact
 from search._driver import open_study
 from search._storage import open_storage
-from space import SearchSpace, UserError
+from common import UserError
+from space import SearchSpace
 
 ROOT = Path(__file__).resolve().parent.parent
 MICRO = str(ROOT / "tests" / "data" / "micro_space.yaml")
@@ -228,7 +230,27 @@ def test_worker_killed_mid_trial_is_retried(tmp_path, micro_table):
     dead = study.trials[running[0].number]
     assert dead.state == TrialState.FAIL
     assert any(t.system_attrs.get("failed_trial") == dead.number for t in study.trials)
-    assert PG_URL.split("@")[0] not in (tmp_path / "report.md").read_text() or ":" not in PG_URL.split("//")[1]
+
+
+def test_a_storage_password_appears_nowhere(tmp_path, micro_table):
+    """The server trusts any password here, so a URL with one connects: it must not reach the
+    output, the run directory's files or the study's stored config."""
+    require_pg()
+    secret = "s3cr3t-pw"
+    scheme, rest = PG_URL.split("://", 1)
+    user, host = rest.split("@", 1)
+    url = f"{scheme}://{user.split(':')[0]}:{secret}@{host}"
+    cfg = micro_config(tmp_path / "run", micro_table, storage=url, n_trials=1, quiet=False)
+    config_path = tmp_path / "search.yaml"
+    config_path.write_text(yaml.safe_dump(cfg))
+    done = subprocess.run(_search_cmd(config_path), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "***" in done.stdout and secret not in done.stdout + done.stderr
+    for path in (tmp_path / "run").rglob("*"):
+        if path.is_file() and path.suffix in (".md", ".csv", ".yaml", ".jsonl", ".json"):
+            assert secret not in path.read_text(errors="replace"), path
+    study = optuna.load_study(study_name=cfg["study_name"], storage=PG_URL)
+    assert secret not in str(study.user_attrs) and "***" in study.user_attrs["config"]["storage"]
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from space import UserError
+from common import UserError
 from training import KEYS, TrainConfig, make_config, parse_config
-from training._config import read_yaml
+from training import read_recipe
 
 RECIPES = Path(__file__).resolve().parent.parent / "configs" / "shufflenetv2"
 
@@ -29,7 +29,7 @@ COMMON = dict(mode=0, batch_size=64, drop_remainder=True, image_resize=224, hfli
 
 @pytest.mark.parametrize("width", sorted(EXPECTED))
 def test_recipe_values(width):
-    values = read_yaml(RECIPES / f"shufflenet_v2_{width}_ascend.yaml")
+    values = read_recipe(RECIPES / f"shufflenet_v2_{width}_ascend.yaml")
     cfg = TrainConfig(**values)
     for key, want in {**COMMON, **EXPECTED[width]}.items():
         got = getattr(cfg, key)
@@ -54,7 +54,7 @@ def test_unknown_keys_are_named(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("lr: 0.1\nlearning_rte: 0.2\nwarmup: 3\n")
     with pytest.raises(UserError, match="learning_rte, warmup"):
-        read_yaml(bad)
+        read_recipe(bad)
     with pytest.raises(UserError, match="bogus"):
         make_config({"bogus": 1})
     with pytest.raises(SystemExit) as exc:

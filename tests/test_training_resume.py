@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import training
-from space import UserError
+from common import UserError
 from training._checkpoint import STATE_KEY, RunState
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -203,7 +203,7 @@ for epoch in range(1, 1000):
 
 @pytest.mark.slow
 def test_sigkill_during_a_checkpoint_write_leaves_the_previous_one_for_resume(tmp_path):
-    from training import CheckpointManager, restore
+    from training._checkpoint import CheckpointManager, restore
     from training._checkpoint import latest_checkpoint
     from training._config import TrainConfig
     from training._optim import create_optimizer

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from training import decay_groups, lr_schedule, param_groups
+from training import lr_schedule
+from training._optim import decay_groups, param_groups
 
 
 def test_warmup_then_cosine_at_given_steps():

@@ -22,8 +22,9 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import mindspore as ms
 import numpy as np
 
-from space import UserError, load_weights
-from space._model import checkpoint_params
+from common import UserError
+from space import load_weights
+from space import checkpoint_params
 
 BEST = "best.ckpt"
 STATE_KEY = "shufflenas_state"

@@ -15,10 +15,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
-from space import UserError
-from space._cli import load_yaml_mapping
-from space._settings import add_flags, check_choices, coerce_all, given, keys, setting
-from space._fast_cpu import normalize_mode
+from common import UserError
+from common.cli import load_yaml_mapping
+from common.settings import add_flags, check_choices, coerce_all, given, keys, setting
+from space import fast_cpu_mode
 
 EXPORT_FORMATS = ("MINDIR", "ONNX")
 AMP_LEVELS = ("O0", "O1", "O2", "O3", "auto")
@@ -42,7 +42,7 @@ class TrainConfig:
     seed: int = setting(42, "seed of initialisation, data order and augmentation")
     fast_cpu: str = setting("auto", "fast CPU path (custom depthwise kernel, rewritten stem): auto uses it on CPU "
                                     "when it builds and checks, on demands it, off never; auto follows "
-                                    "$SHUFFLENAS_FAST_CPU when set", convert=normalize_mode)
+                                    "$SHUFFLENAS_FAST_CPU when set", convert=fast_cpu_mode)
     # dataset (the DataConfig fields of training/data.py)
     dataset: str = setting("imagenet", "imagenet (an ImageNet-style folder in data_dir) or fashion_mnist (built in)")
     data_dir: Optional[str] = setting(None, "folder holding train/<class>/* and val/<class>/*", metavar="DIR")
@@ -145,10 +145,10 @@ def _validate(c: TrainConfig) -> None:
     if c.loss_scale <= 0:
         raise UserError(f"loss_scale must be positive, got {c.loss_scale}")
     if c.device_target != "auto":
-        from space._runtime import normalize_device
+        from common.runtime import normalize_device
 
         object.__setattr__(c, "device_target", normalize_device(c.device_target))
-    object.__setattr__(c, "fast_cpu", normalize_mode(c.fast_cpu))
+    object.__setattr__(c, "fast_cpu", fast_cpu_mode(c.fast_cpu))
     if c.export is not None:
         object.__setattr__(c, "export", str(c.export).upper())
     if c.export is not None and c.export not in EXPORT_FORMATS:
@@ -169,7 +169,7 @@ def coerce(values: Mapping[str, Any], where: str = "") -> Dict[str, Any]:
     return coerce_all(TrainConfig, values, where=where, see=_SEE)
 
 
-def read_yaml(path: Union[str, Path]) -> Dict[str, Any]:
+def read_recipe(path: Union[str, Path]) -> Dict[str, Any]:
     return coerce(load_yaml_mapping(path, "config file"), where=str(path))
 
 
@@ -190,18 +190,18 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """Defaults < YAML file (``--config``) < command-line flags."""
-    values: Dict[str, Any] = read_yaml(args.config) if getattr(args, "config", None) else {}
+    values: Dict[str, Any] = read_recipe(args.config) if getattr(args, "config", None) else {}
     values.update(coerce(given(args, TrainConfig), where="flags"))
     return TrainConfig(**values)
 
 
 def parse_config(argv: Optional[Sequence[str]], prog: str, description: str) -> TrainConfig:
-    from space._cli import ArgumentParser
+    from common.cli import ArgumentParser
 
     parser = ArgumentParser(prog=prog, description=description)
     add_config_arguments(parser)
     return config_from_args(parser.parse_args(argv))
 
 
-__all__ = ["TrainConfig", "KEYS", "make_config", "read_yaml", "add_config_arguments", "config_from_args",
+__all__ = ["TrainConfig", "KEYS", "make_config", "read_recipe", "add_config_arguments", "config_from_args",
            "parse_config", "EXPORT_FORMATS"]

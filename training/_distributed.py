@@ -14,7 +14,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn, ops
 
-from space import UserError
+from common import UserError
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Context:
 
 
 def init_distributed(enabled: bool) -> Context:
-    """Set up data parallelism when ``enabled`` (call after `space._runtime.configure`)."""
+    """Set up data parallelism when ``enabled`` (call after `common.runtime.configure`)."""
     if not enabled:
         return Context()
     from mindspore.communication import get_group_size, get_rank, init

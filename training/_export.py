@@ -7,7 +7,7 @@ from typing import Union
 
 import numpy as np
 
-from space import UserError
+from common import UserError
 
 from ._config import EXPORT_FORMATS
 

@@ -9,7 +9,7 @@ from typing import Tuple, Union
 
 import numpy as np
 
-from space import UserError
+from common import UserError
 
 DEFAULT_DIR = Path(os.environ.get("SHUFFLENAS_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",

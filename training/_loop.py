@@ -30,8 +30,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextI
 
 import numpy as np
 
-from space import Arch, UserError, build, reference_model, reference_name, resolve_arch
-from space._runtime import configure
+from common import UserError
+from space import Arch, build, reference_model, reference_name, resolve_arch
+from common.runtime import configure
 
 from ._amp import apply_amp, resolve_amp
 from ._checkpoint import CheckpointManager, ResumeState, RunState, latest_checkpoint, optimizer_kind, restore

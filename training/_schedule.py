@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import List
 
-from space import UserError
+from common import UserError
 
 
 def lr_schedule(lr: float, steps_per_epoch: int, epochs: int, warmup_epochs: int = 0, decay_epochs: int = 0,

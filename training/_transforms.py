@@ -8,7 +8,7 @@ from typing import List, Sequence, Tuple, Union
 
 from mindspore.dataset import vision
 
-from space import UserError
+from common import UserError
 
 # MindCV's constants: ImageNet mean/std in 0-255 scale (Normalize runs on uint8 HWC).
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from space import UserError
+from common import UserError
 
 from . import _fashion_mnist, _folder, _transforms
 from ._sampling import ShardSampler, balanced_subset

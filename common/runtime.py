@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Optional, Tuple, Union
 
-from ._errors import UserError
+from .errors import UserError
 
 DEVICE_TARGETS = ("CPU", "GPU", "Ascend")
 _MODES = {"graph": 0, "pynative": 1, "0": 0, "1": 1}

@@ -15,8 +15,8 @@ import functools
 import typing
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
-from ._cli import str2bool
-from ._errors import UserError
+from .cli import str2bool
+from .errors import UserError
 
 _NULL_TEXT = ("none", "null", "~", "")
 
@@ -187,10 +187,9 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
     group = parser.add_argument_group(f"{title} (YAML keys of the same name; a flag wins over the file; "
                                       "--some-key and --some_key both work)")
     for key in keys(cls):
+        # --some_key works too: common.cli.ArgumentParser rewrites it before parsing.
         group.add_argument(f"--{key.replace('_', '-')}", dest=key, metavar=_metavar(cls, key),
                            default=argparse.SUPPRESS, help=help_line(cls, key).replace("%", "%%"))
-        if "_" in key:  # the other spelling, kept out of --help so each key shows once
-            group.add_argument(f"--{key}", dest=key, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def given(args: argparse.Namespace, cls: type) -> Dict[str, Any]:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Optional, Sequence, Type
 
-from ._errors import UserError
+from .errors import UserError
 
 EXIT_USAGE = 2
 # The configs shipped with the code (package data of a non-editable install, the repo's own otherwise).
@@ -16,10 +16,27 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line on stderr and exit status 2."""
+    """argparse with the project's flag convention and one-line usage errors (exit status 2).
+
+    Every flag is declared ``--some-key`` and also accepted as ``--some_key`` (MindCV's recipes
+    and their YAML keys use underscores), in every script and subcommand."""
+
+    def parse_known_args(self, args: Optional[Sequence[str]] = None, namespace: Any = None):
+        return super().parse_known_args(dashed_flags(sys.argv[1:] if args is None else args), namespace)
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def dashed_flags(args: Sequence[str]) -> list:
+    """``--some_key`` and ``--some_key=V`` written as ``--some-key`` (values and positionals untouched)."""
+    out = []
+    for arg in args:
+        if arg.startswith("--") and len(arg) > 2:
+            name, eq, value = arg.partition("=")
+            arg = name.replace("_", "-") + eq + value
+        out.append(arg)
+    return out
 
 
 def fail(message: str) -> NoReturn:
