@@ -307,8 +307,8 @@ def timing(args: argparse.Namespace) -> None:
     def run(arch, *, seed: int, **kwargs) -> Dict[str, Any]:
         return _zero_cost(arch, seed=seed, **kwargs) if "proxy" in kwargs else _train(arch, seed=seed, **kwargs)
 
-    settings = {k: SETTINGS[k] for k in ("data", "resolution", "batch_size", "val_subset", "recipe", "zero_cost",
-                                         "train_proxies")}
+    settings = {**{k: SETTINGS[k] for k in ("data", "resolution", "batch_size", "val_subset", "recipe", "zero_cost",
+                                            "train_proxies")}, "network": "fast CPU path where it builds (issue 10)"}
     _run_rows("timing", settings, jobs, run)
 
 
