@@ -214,8 +214,10 @@ def _run_rows(name: str, settings: Dict[str, Any], jobs: List[tuple], run: Calla
     for i, (row, label, seed, kwargs) in enumerate(todo):
         start = time.perf_counter()
         result = run(row["arch_obj"], seed=seed, **kwargs)
-        data["rows"].append({"key": row["key"], "name": row["name"], "label": label, "seed": seed, **result})
+        # Rows of one file may come from several sessions and machines: each row says where it ran.
         data["machine"] = machine()
+        data["rows"].append({"key": row["key"], "name": row["name"], "label": label, "seed": seed, **result,
+                             "cpu_model": data["machine"]["cpu_model"]})
         _save(name, data)
         print(f"  [{i + 1}/{len(todo)}] {row['name']:40s} {label:10s} seed {seed}: {result['value']:.4g} "
               f"({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
