@@ -383,6 +383,12 @@ def _seconds_by_label(rows: List[Dict[str, Any]], seeds: Sequence[int]) -> Dict[
 _SIGNALS = {"tse": ("tse_per_step", -1.0), "final_loss": ("final_train_loss", -1.0)}
 
 
+def _complete_seeds(rows: List[Dict[str, Any]], label: str, seeds: Sequence[int], keys: Sequence[str]) -> List[int]:
+    """The seeds every arch has finished: a truth still being trained is reported on those only."""
+    done = {s: set(_mean_by_key(rows, label, [s])) for s in seeds}
+    return [s for s in seeds if set(keys) <= done[s]]
+
+
 def _truth(rows: List[Dict[str, Any]], label: str, seeds: Sequence[int], keys: Sequence[str]):
     """(mean over seeds, per-seed values) for the archs every seed has finished."""
     per_seed = {s: _mean_by_key(rows, label, [s]) for s in seeds}
@@ -430,6 +436,11 @@ def _against(truth_: Dict[str, float], groups: Dict[str, int], archs: List[Dict[
     return out
 
 
+def _in_order(known: Sequence[float], expected: int) -> Optional[bool]:
+    """Whether the references' values rise in their ImageNet order; None until all are trained."""
+    return all(a < b for a, b in zip(known, known[1:])) if len(known) == expected else None
+
+
 def report(args: argparse.Namespace) -> None:
     from space import Arch, REFERENCES, reference_name
 
@@ -449,18 +460,21 @@ def report(args: argparse.Namespace) -> None:
     result: Dict[str, Any] = {"settings": SETTINGS, "machine": machine(), "truths": {},
                               "final_round_references": {n: fb_means.get(REFERENCES[n].arch.key) for n in REFERENCES}}
     known = [v for v in result["final_round_references"].values() if v is not None]
-    result["final_round_references_in_imagenet_order"] = (len(known) == len(REFERENCES)
-                                                          and all(a < b for a, b in zip(known, known[1:])))
-    for which, label, seeds in (("long", "long_truth", SETTINGS["long_truth"]["seeds"]),
-                                ("short", "truth", SETTINGS["truth"]["seeds"])):
+    result["final_round_references_in_imagenet_order"] = _in_order(known, len(REFERENCES))
+    long_keys = [r["key"] for r in _archs(None, SETTINGS["long_truth"]["extra_references"])]
+    for which, label, planned, keys in (("long", "long_truth", SETTINGS["long_truth"]["seeds"], long_keys),
+                                        ("short", "truth", SETTINGS["truth"]["seeds"], list(groups))):
         rows = _load(label).get("rows", [])
-        all_keys = {r["key"] for r in rows}
-        truth_all, per_seed = _truth(rows, label, seeds, sorted(all_keys))
+        all_keys = sorted({r["key"] for r in rows} | set(keys))
+        seeds = _complete_seeds(rows, label, planned, all_keys) or planned[:1]
+        truth_all, per_seed = _truth(rows, label, seeds, all_keys)
         truth_ = {k: v for k, v in truth_all.items() if k in groups}
         if len(truth_) < 3:
             continue
         in_groups = {k: g for k, g in groups.items() if k in truth_}
-        section: Dict[str, Any] = {"archs": len(truth_), "seeds": seeds,
+        section: Dict[str, Any] = {"archs": len(truth_), "seeds": seeds, "planned_seeds": list(planned),
+                                   "runs_done": sum(r["label"] == label for r in rows),
+                                   "runs_planned": len(planned) * len(all_keys),
                                    "seed_agreement": _seed_agreement(
                                        {s: {k: v for k, v in per_seed[s].items() if k in truth_} for s in seeds},
                                        in_groups) if len(seeds) > 1 else None}
@@ -468,8 +482,7 @@ def report(args: argparse.Namespace) -> None:
         refs = [(name, truth_all.get(REFERENCES[name].arch.key)) for name in REFERENCES]
         section["references"] = {name: v for name, v in refs}
         known = [v for _, v in refs if v is not None]
-        section["references_in_imagenet_order"] = (len(known) == len(refs)
-                                                   and all(a < b for a, b in zip(known, known[1:])))
+        section["references_in_imagenet_order"] = _in_order(known, len(refs))
         section["truth"] = [{"key": k, "name": names.get(k, k), "group": groups.get(k), "top1": truth_all[k],
                              "top1_per_seed": [per_seed[s][k] for s in seeds]}
                             for k in sorted(truth_all, key=truth_all.get)]
@@ -478,6 +491,10 @@ def report(args: argparse.Namespace) -> None:
     _save("report", result)
     (OUT / "report.md").write_text(_markdown(result))
     print(_markdown(result))
+
+
+def _order_words(in_order: Optional[bool]) -> str:
+    return "not known until all four are trained" if in_order is None else ("yes" if in_order else "no")
 
 
 def _markdown(result: Dict[str, Any]) -> str:
@@ -495,9 +512,13 @@ def _markdown(result: Dict[str, Any]) -> str:
     if any(v is not None for v in refs.values()):
         lines += ["Final-round budget, references (mean of seeds): "
                   + ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} -" for k, v in refs.items())
-                  + f"; in ImageNet order: {result['final_round_references_in_imagenet_order']}.", ""]
+                  + f"; in ImageNet order: {_order_words(result['final_round_references_in_imagenet_order'])}.", ""]
     for which, section in result["truths"].items():
-        lines += [f"### Against the {which} truth ({section['archs']} grouped archs, seeds {section['seeds']})", "",
+        lines += [f"### Against the {which} truth ({section['archs']} grouped archs, seeds {section['seeds']})", ""]
+        if section.get("runs_done", 0) < section.get("runs_planned", 0):
+            lines += [f"In progress: {section['runs_done']} of {section['runs_planned']} runs of seeds "
+                      f"{section['planned_seeds']}; only seeds every arch has finished count here.", ""]
+        lines += [
                   "| proxy | s/arch | tau [90 % interval] | rho | tau within groups [90 %] | mean rho in groups "
                   "| per group tau | tau, seeds averaged |",
                   "|---|---|---|---|---|---|---|---|"]
@@ -515,7 +536,7 @@ def _markdown(result: Dict[str, Any]) -> str:
             lines += ["", f"Truth seed-vs-seed Kendall tau, mean over pairs: {agreement['mean_kendall_tau']:.2f} "
                           f"(within groups {agreement['mean_within_groups_tau']:.2f})."]
         refs = ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} -" for k, v in section["references"].items())
-        lines += [f"References: {refs}; in ImageNet order: {section['references_in_imagenet_order']}.", "",
+        lines += [f"References: {refs}; in ImageNet order: {_order_words(section['references_in_imagenet_order'])}.", "",
                   "| arch | group | top-1 (mean) | per seed |", "|---|---|---|---|"]
         for t in section["truth"]:
             group = "-" if t["group"] is None else t["group"]
