@@ -408,7 +408,7 @@ def _seed_agreement(per_seed: Dict[int, Dict[str, float]], groups: Dict[str, int
 
 
 def _against(truth_: Dict[str, float], groups: Dict[str, int], archs: List[Dict[str, Any]],
-             timing_rows, zc_rows, tp_rows, fb_rows, seed0: int) -> Dict[str, Any]:
+             timing_rows, zc_rows, tp_rows, fb_rows, seed0: int, short_rows=()) -> Dict[str, Any]:
     """Every proxy, signal and descriptor against one truth."""
     out: Dict[str, Any] = {"proxies": {}}
     seconds_idle = _seconds_by_label(timing_rows, [0])
@@ -425,12 +425,16 @@ def _against(truth_: Dict[str, float], groups: Dict[str, int], archs: List[Dict[
                 "seconds_per_arch": seconds, "seed0": _agreement(first, truth_, groups),
                 "seeds": len({r["seed"] for r in rows if r["label"] == label}),
                 "mean_of_seeds": _agreement(_mean_by_key(rows, label, None, field, sign), truth_, groups)}
-    if len(_mean_by_key(fb_rows, "final")) >= 3:  # the search's final round: what its verdict rests on
-        seeds = sorted({r["seed"] for r in fb_rows})
-        out["proxies"]["final_round"] = {
-            "seconds_per_arch": float(np.median([r["seconds"] for r in fb_rows])) * len(seeds),
-            "seed0": _agreement(_mean_by_key(fb_rows, "final", seeds[:1]), truth_, groups), "seeds": len(seeds),
-            "mean_of_seeds": _agreement(_mean_by_key(fb_rows, "final"), truth_, groups)}
+    # Longer budgets as proxies of this truth: the search's final round (what its verdict rests on)
+    # and, against the long truth, the short truth. Seconds: one arch on all their seeds.
+    for name, label, rows in (("final_round", "final", fb_rows), ("short_truth", "truth", short_rows)):
+        if len(_mean_by_key(rows, label)) < 3:
+            continue
+        seeds = sorted({r["seed"] for r in rows})
+        out["proxies"][name] = {
+            "seconds_per_arch": float(np.median([r["seconds"] for r in rows])) * len(seeds),
+            "seed0": _agreement(_mean_by_key(rows, label, seeds[:1]), truth_, groups), "seeds": len(seeds),
+            "mean_of_seeds": _agreement(_mean_by_key(rows, label), truth_, groups)}
     depth = {r["key"]: -float(sum(r["arch"]["depths"])) for r in archs if r["key"] in truth_}
     out["descriptors"] = {"minus_total_depth": _agreement(depth, truth_, groups)}
     return out
@@ -478,7 +482,8 @@ def report(args: argparse.Namespace) -> None:
                                    "seed_agreement": _seed_agreement(
                                        {s: {k: v for k, v in per_seed[s].items() if k in truth_} for s in seeds},
                                        in_groups) if len(seeds) > 1 else None}
-        section.update(_against(truth_, in_groups, archs, timing_rows, zc_rows, tp_rows, fb_rows, seeds[0]))
+        section.update(_against(truth_, in_groups, archs, timing_rows, zc_rows, tp_rows, fb_rows, seeds[0],
+                                _load("truth").get("rows", []) if which == "long" else ()))
         refs = [(name, truth_all.get(REFERENCES[name].arch.key)) for name in REFERENCES]
         section["references"] = {name: v for name, v in refs}
         known = [v for _, v in refs if v is not None]
