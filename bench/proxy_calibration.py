@@ -1,17 +1,19 @@
 """Proxy calibration: how well each accuracy proxy ranks archs that a latency budget cannot separate.
 
-Five stages, each resumable, each writing under bench/results/proxy_calibration/:
+Stages, each resumable, each writing under bench/results/proxy_calibration/:
 
     python bench/proxy_calibration.py select    # archs in latency-matched groups (measured)   -> archs.json
     python bench/proxy_calibration.py truth     # ground truth: the recipe, 10x the proxy's budget -> truth.json
     python bench/proxy_calibration.py long_truth  # long ground truth: full train set, 3 seeds -> long_truth.json
     python bench/proxy_calibration.py proxies   # every proxy on every arch -> zero_cost.json, train_proxies.json
+    python bench/proxy_calibration.py budget_sweep  # one-epoch proxies on 4,000 and 8,000 images -> budget_sweep.json
     python bench/proxy_calibration.py final_budget  # the search's final-round budget, its seeds -> final_budget.json
     python bench/proxy_calibration.py timing    # seconds per arch of each proxy, idle machine  -> timing.json
     python bench/proxy_calibration.py report    # Kendall tau / Spearman rho, overall and in groups -> report.json/.md
 
-`truth`, `long_truth`, `proxies` and `timing` take ``--archs KEY,...`` (re-run a subset) and skip what is
-already in their file with the same settings, so an interrupted run continues where it stopped
+`truth`, `long_truth`, `proxies`, `budget_sweep`, `final_budget` and `timing` take ``--archs KEY,...``
+(re-run a subset) and skip what is already in their file with the same settings, so an
+interrupted run continues where it stopped
 (`long_truth` also resumes a killed training from its epoch checkpoints in ``ckpt/``). The
 settings (SETTINGS below) are written into every file; change them and the old rows no
 longer count.
@@ -52,6 +54,12 @@ SETTINGS: Dict[str, Any] = {
     # here, so a run is about 4 minutes for x0_5 and the whole truth about 5 hours of 2 cores.
     "long_truth": {"epochs": 2, "subset": None, "val_subset": None, "batch_size": 64, "warmup_epochs": 1,
                    "seeds": [0, 1, 2], "extra_references": ["x1_5", "x2_0"]},
+    # More images per short training, 1 epoch each as train_1ep: how ranking quality grows with
+    # the proxy's budget (the first point is train_1ep's 1,600 images).
+    "budget_sweep": {"budgets": {"train_1ep_4k": {"epochs": 1, "subset": 4000, "batch_size": 32, "warmup_epochs": 0},
+                                 "train_1ep_8k": {"epochs": 1, "subset": 8000, "batch_size": 32,
+                                                  "warmup_epochs": 0}},
+                     "seeds": [0]},
     "train_proxy_seeds": [0],  # what a search computes; the zero-cost proxies are cheap enough for two
     # Recorded with every training proxy since the TSE change (rows without them are re-run).
     "train_proxy_signals": ["top1", "tse_per_step", "final_train_loss"],
@@ -272,6 +280,16 @@ def proxies(args: argparse.Namespace) -> None:
     _run_rows("train_proxies", settings, jobs, _train)
 
 
+def budget_sweep(args: argparse.Namespace) -> None:
+    """Every arch at larger one-epoch proxy budgets: ranking quality against images (and seconds)."""
+    b = SETTINGS["budget_sweep"]
+    settings = {**{k: SETTINGS[k] for k in ("data", "resolution", "val_subset", "recipe", "train_proxy_signals")},
+                "budget_sweep": b}
+    jobs = [(row, label, seed, dict(budget)) for label, budget in b["budgets"].items()
+            for seed in b["seeds"] for row in _archs(args.archs)]
+    _run_rows("budget_sweep", settings, jobs, _train)
+
+
 def final_budget_settings() -> Dict[str, Any]:
     """The search's default final round (SearchConfig's final_* keys), as the calibration runs it."""
     from search import SearchConfig
@@ -412,7 +430,8 @@ def _against(truth_: Dict[str, float], groups: Dict[str, int], archs: List[Dict[
     """Every proxy, signal and descriptor against one truth."""
     out: Dict[str, Any] = {"proxies": {}}
     seconds_idle = _seconds_by_label(timing_rows, [0])
-    for label in SETTINGS["zero_cost"]["proxies"] + list(SETTINGS["train_proxies"]):
+    for label in SETTINGS["zero_cost"]["proxies"] + list(SETTINGS["train_proxies"]) + list(
+            SETTINGS["budget_sweep"]["budgets"]):
         rows = zc_rows if label in SETTINGS["zero_cost"]["proxies"] else tp_rows
         seconds = seconds_idle.get(label, _seconds_by_label(rows, [seed0]).get(label))
         signals = {"": ("value", 1.0)} if rows is zc_rows else {"": ("value", 1.0), **{
@@ -457,7 +476,7 @@ def report(args: argparse.Namespace) -> None:
     for name, ref in REFERENCES.items():
         names.setdefault(ref.arch.key, f"{ref.arch.name} ({name})")
     zc_rows = _load("zero_cost").get("rows", [])
-    tp_rows = _load("train_proxies").get("rows", [])
+    tp_rows = _load("train_proxies").get("rows", []) + _load("budget_sweep").get("rows", [])
     timing_rows = _load("timing").get("rows", [])
     fb_rows = _load("final_budget").get("rows", [])
     fb_means = _mean_by_key(fb_rows, "final")
@@ -555,7 +574,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="stage", required=True)
     sub.add_parser("select", help="choose archs in latency-matched groups (measures latency)")
-    for name in ("truth", "long_truth", "proxies", "final_budget"):
+    for name in ("truth", "long_truth", "proxies", "budget_sweep", "final_budget"):
         p = sub.add_parser(name)
         p.add_argument("--archs", help="comma-separated arch keys or names (default: all selected)")
         if name == "proxies":
@@ -565,7 +584,7 @@ def main() -> int:
     sub.add_parser("report")
     args = parser.parse_args()
     stages = {"select": select, "truth": truth, "long_truth": long_truth, "proxies": proxies,
-              "final_budget": final_budget, "timing": timing, "report": report}
+              "budget_sweep": budget_sweep, "final_budget": final_budget, "timing": timing, "report": report}
     stages[args.stage](args)
     return 0
 
