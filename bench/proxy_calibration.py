@@ -99,7 +99,7 @@ def _archs(only: Optional[str], extra_references: Sequence[str] = ()) -> List[Di
         rows.append({"name": arch.name, "key": arch.key, "arch": arch.to_dict(), "group": None, "reference": name})
     if only:
         wanted = set(only.split(","))
-        rows = [r for r in rows if r["key"] in wanted or r["name"] in wanted]
+        rows = [r for r in rows if wanted & {r["key"], r["name"], r.get("reference")}]
     for r in rows:
         r["arch_obj"] = Arch.from_dict(r["arch"])
     return rows
@@ -242,7 +242,7 @@ def truth(args: argparse.Namespace) -> None:
 def long_truth(args: argparse.Namespace) -> None:
     t = SETTINGS["long_truth"]
     settings = {k: SETTINGS[k] for k in ("data", "resolution", "recipe", "long_truth")}
-    rows = _archs(args.archs, t["extra_references"] if not args.archs else ())
+    rows = _archs(args.archs, t["extra_references"])
 
     def run(arch, *, seed: int) -> Dict[str, Any]:
         # Epoch checkpoints outside git: a killed training resumes where it stopped.
@@ -308,7 +308,7 @@ def final_budget(args: argparse.Namespace) -> None:
     if f["resolution"] != SETTINGS["resolution"]:
         sys.exit(f"the final round trains at {f['resolution']} px, the calibration at {SETTINGS['resolution']}")
     settings = {**{k: SETTINGS[k] for k in ("data", "resolution", "recipe")}, "final": f}
-    rows = _archs(args.archs, SETTINGS["long_truth"]["extra_references"] if not args.archs else ())
+    rows = _archs(args.archs, SETTINGS["long_truth"]["extra_references"])
     kwargs = {k: f[k] for k in ("epochs", "subset", "batch_size", "warmup_epochs", "val_subset")}
     jobs = [(row, "final", seed, kwargs) for seed in f["seeds"] for row in rows]
     _run_rows("final_budget", settings, jobs, _train)
@@ -576,7 +576,7 @@ def main() -> int:
     sub.add_parser("select", help="choose archs in latency-matched groups (measures latency)")
     for name in ("truth", "long_truth", "proxies", "budget_sweep", "final_budget"):
         p = sub.add_parser(name)
-        p.add_argument("--archs", help="comma-separated arch keys or names (default: all selected)")
+        p.add_argument("--archs", help="comma-separated arch keys, names or reference names such as x1_5 (default: all)")
         if name == "proxies":
             p.add_argument("--zero-cost-only", action="store_true")
     sub.add_parser("timing", help="seconds per arch of every proxy on an idle machine (3 archs)").add_argument(
