@@ -560,7 +560,8 @@ def _markdown(result: Dict[str, Any]) -> str:
             lines += ["", f"Truth seed-vs-seed Kendall tau, mean over pairs: {agreement['mean_kendall_tau']:.2f} "
                           f"(within groups {agreement['mean_within_groups_tau']:.2f})."]
         refs = ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} -" for k, v in section["references"].items())
-        lines += [f"References: {refs}; in ImageNet order: {_order_words(section['references_in_imagenet_order'])}.", "",
+        order = _order_words(section["references_in_imagenet_order"])
+        lines += [f"References: {refs}; in ImageNet order: {order}.", "",
                   "| arch | group | top-1 (mean) | per seed |", "|---|---|---|---|"]
         for t in section["truth"]:
             group = "-" if t["group"] is None else t["group"]
@@ -576,7 +577,8 @@ def main() -> int:
     sub.add_parser("select", help="choose archs in latency-matched groups (measures latency)")
     for name in ("truth", "long_truth", "proxies", "budget_sweep", "final_budget"):
         p = sub.add_parser(name)
-        p.add_argument("--archs", help="comma-separated arch keys, names or reference names such as x1_5 (default: all)")
+        p.add_argument("--archs", help="comma-separated arch keys, names or reference names such as x1_5 "
+                                       "(default: all)")
         if name == "proxies":
             p.add_argument("--zero-cost-only", action="store_true")
     sub.add_parser("timing", help="seconds per arch of every proxy on an idle machine (3 archs)").add_argument(
