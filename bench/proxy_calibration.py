@@ -8,13 +8,13 @@ Stages, each resumable, each writing under bench/results/proxy_calibration/:
     python bench/proxy_calibration.py proxies   # every proxy on every arch -> zero_cost.json, train_proxies.json
     python bench/proxy_calibration.py budget_sweep  # one-epoch proxies on 4,000 and 8,000 images -> budget_sweep.json
     python bench/proxy_calibration.py final_budget  # the search's final-round budget, its seeds -> final_budget.json
+    python bench/proxy_calibration.py final_sweep   # the references at larger final budgets -> final_sweep.json
     python bench/proxy_calibration.py timing    # seconds per arch of each proxy, idle machine  -> timing.json
     python bench/proxy_calibration.py report    # Kendall tau / Spearman rho, overall and in groups -> report.json/.md
 
-`truth`, `long_truth`, `proxies`, `budget_sweep`, `final_budget` and `timing` take ``--archs KEY,...``
-(re-run a subset) and skip what is already in their file with the same settings, so an
-interrupted run continues where it stopped
-(`long_truth` also resumes a killed training from its epoch checkpoints in ``ckpt/``). The
+Every stage but `select` and `report` takes ``--archs KEY,...`` (re-run a subset) and skips
+what is already in its file with the same settings, so an interrupted run continues where it
+stopped (`long_truth` also resumes a killed training from its epoch checkpoints in ``ckpt/``). The
 settings (SETTINGS below) are written into every file; change them and the old rows no
 longer count.
 """
@@ -60,6 +60,11 @@ SETTINGS: Dict[str, Any] = {
                                  "train_1ep_8k": {"epochs": 1, "subset": 8000, "batch_size": 32,
                                                   "warmup_epochs": 0}},
                      "seeds": [0]},
+    # The final round at larger budgets (1 epoch of N distinct images, otherwise the search's
+    # final_* defaults), on the references: which budget ranks x0_5 < x1_0 < x1_5 < x2_0.
+    "final_sweep": {"budgets": {"final_1x16k": {"epochs": 1, "subset": 16000},
+                                "final_1x60k": {"epochs": 1, "subset": None}},
+                    "archs": ["x0_5", "x1_0", "x1_5", "x2_0"]},
     "train_proxy_seeds": [0],  # what a search computes; the zero-cost proxies are cheap enough for two
     # Recorded with every training proxy since the TSE change (rows without them are re-run).
     "train_proxy_signals": ["top1", "tse_per_step", "final_train_loss"],
@@ -314,6 +319,18 @@ def final_budget(args: argparse.Namespace) -> None:
     _run_rows("final_budget", settings, jobs, _train)
 
 
+def final_sweep(args: argparse.Namespace) -> None:
+    """The references at larger final-round budgets, on the final round's seeds."""
+    f, sweep = final_budget_settings(), SETTINGS["final_sweep"]
+    settings = {**{k: SETTINGS[k] for k in ("data", "resolution", "recipe")}, "final": f, "final_sweep": sweep}
+    rows = _archs(args.archs or ",".join(sweep["archs"]), SETTINGS["long_truth"]["extra_references"])
+    jobs = []
+    for label, budget in sweep["budgets"].items():
+        kwargs = {**{k: f[k] for k in ("epochs", "subset", "batch_size", "warmup_epochs", "val_subset")}, **budget}
+        jobs += [(row, label, seed, kwargs) for seed in f["seeds"] for row in rows]
+    _run_rows("final_sweep", settings, jobs, _train)
+
+
 def timing(args: argparse.Namespace) -> None:
     """Seconds per arch on an otherwise idle machine: every proxy on the first arch of each group.
 
@@ -438,7 +455,7 @@ def _against(truth_: Dict[str, float], groups: Dict[str, int], archs: List[Dict[
             f":{name}": spec for name, spec in _SIGNALS.items()}}
         for suffix, (field, sign) in signals.items():
             first = _mean_by_key(rows, label, [seed0], field, sign)  # what a search computes: one seed
-            if len(first) < 3:
+            if len(set(first) & set(truth_)) < 3:
                 continue
             out["proxies"][label + suffix] = {
                 "seconds_per_arch": seconds, "seed0": _agreement(first, truth_, groups),
@@ -447,7 +464,7 @@ def _against(truth_: Dict[str, float], groups: Dict[str, int], archs: List[Dict[
     # Longer budgets as proxies of this truth: the search's final round (what its verdict rests on)
     # and, against the long truth, the short truth. Seconds: one arch on all their seeds.
     for name, label, rows in (("final_round", "final", fb_rows), ("short_truth", "truth", short_rows)):
-        if len(_mean_by_key(rows, label)) < 3:
+        if len(set(_mean_by_key(rows, label)) & set(truth_)) < 3:
             continue
         seeds = sorted({r["seed"] for r in rows})
         out["proxies"][name] = {
@@ -484,6 +501,14 @@ def report(args: argparse.Namespace) -> None:
                               "final_round_references": {n: fb_means.get(REFERENCES[n].arch.key) for n in REFERENCES}}
     known = [v for v in result["final_round_references"].values() if v is not None]
     result["final_round_references_in_imagenet_order"] = _in_order(known, len(REFERENCES))
+    sweep_rows = _load("final_sweep").get("rows", [])
+    result["final_sweep_references"] = {}
+    for label in SETTINGS["final_sweep"]["budgets"]:
+        means = _mean_by_key(sweep_rows, label)
+        if means:
+            refs = {n: means.get(REFERENCES[n].arch.key) for n in REFERENCES}
+            result["final_sweep_references"][label] = {
+                "top1": refs, "in_imagenet_order": _in_order([v for v in refs.values() if v is not None], len(refs))}
     long_keys = [r["key"] for r in _archs(None, SETTINGS["long_truth"]["extra_references"])]
     for which, label, planned, keys in (("long", "long_truth", SETTINGS["long_truth"]["seeds"], long_keys),
                                         ("short", "truth", SETTINGS["truth"]["seeds"], list(groups))):
@@ -537,6 +562,10 @@ def _markdown(result: Dict[str, Any]) -> str:
         lines += ["Final-round budget, references (mean of seeds): "
                   + ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} -" for k, v in refs.items())
                   + f"; in ImageNet order: {_order_words(result['final_round_references_in_imagenet_order'])}.", ""]
+    for label, sweep in (result.get("final_sweep_references") or {}).items():
+        lines += [f"Final round at budget {label}, references (mean of seeds): "
+                  + ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} -" for k, v in sweep["top1"].items())
+                  + f"; in ImageNet order: {_order_words(sweep['in_imagenet_order'])}.", ""]
     for which, section in result["truths"].items():
         lines += [f"### Against the {which} truth ({section['archs']} grouped archs, seeds {section['seeds']})", ""]
         if section.get("runs_done", 0) < section.get("runs_planned", 0):
@@ -575,7 +604,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="stage", required=True)
     sub.add_parser("select", help="choose archs in latency-matched groups (measures latency)")
-    for name in ("truth", "long_truth", "proxies", "budget_sweep", "final_budget"):
+    for name in ("truth", "long_truth", "proxies", "budget_sweep", "final_budget", "final_sweep"):
         p = sub.add_parser(name)
         p.add_argument("--archs", help="comma-separated arch keys, names or reference names such as x1_5 "
                                        "(default: all)")
@@ -586,7 +615,8 @@ def main() -> int:
     sub.add_parser("report")
     args = parser.parse_args()
     stages = {"select": select, "truth": truth, "long_truth": long_truth, "proxies": proxies,
-              "budget_sweep": budget_sweep, "final_budget": final_budget, "timing": timing, "report": report}
+              "budget_sweep": budget_sweep, "final_budget": final_budget, "final_sweep": final_sweep,
+              "timing": timing, "report": report}
     stages[args.stage](args)
     return 0
 
