@@ -514,8 +514,12 @@ def report(args: argparse.Namespace) -> None:
                                         ("short", "truth", SETTINGS["truth"]["seeds"], list(groups))):
         rows = _load(label).get("rows", [])
         all_keys = sorted({r["key"] for r in rows} | set(keys))
-        seeds = _complete_seeds(rows, label, planned, all_keys) or planned[:1]
+        seeds = _complete_seeds(rows, label, planned, list(groups)) or planned[:1]
         truth_all, per_seed = _truth(rows, label, seeds, all_keys)
+        for k in all_keys:  # a reference outside the groups still training: the seeds it has
+            have = [per_seed[s][k] for s in seeds if k in per_seed[s]]
+            if k not in truth_all and have:
+                truth_all[k] = float(np.mean(have))
         truth_ = {k: v for k, v in truth_all.items() if k in groups}
         if len(truth_) < 3:
             continue
@@ -533,7 +537,7 @@ def report(args: argparse.Namespace) -> None:
         known = [v for _, v in refs if v is not None]
         section["references_in_imagenet_order"] = _in_order(known, len(refs))
         section["truth"] = [{"key": k, "name": names.get(k, k), "group": groups.get(k), "top1": truth_all[k],
-                             "top1_per_seed": [per_seed[s][k] for s in seeds]}
+                             "top1_per_seed": [per_seed[s].get(k) for s in seeds]}
                             for k in sorted(truth_all, key=truth_all.get)]
         section["seconds_per_run"] = float(np.median([r["seconds"] for r in rows])) if rows else None
         result["truths"][which] = section
@@ -570,7 +574,8 @@ def _markdown(result: Dict[str, Any]) -> str:
         lines += [f"### Against the {which} truth ({section['archs']} grouped archs, seeds {section['seeds']})", ""]
         if section.get("runs_done", 0) < section.get("runs_planned", 0):
             lines += [f"In progress: {section['runs_done']} of {section['runs_planned']} runs of seeds "
-                      f"{section['planned_seeds']}; only seeds every arch has finished count here.", ""]
+                      f"{section['planned_seeds']}; only seeds every grouped arch has finished count here "
+                      "(a reference outside the groups: the mean of the seeds it has).", ""]
         lines += [
                   "| proxy | s/arch | tau [90 % interval] | rho | tau within groups [90 %] | mean rho in groups "
                   "| per group tau | tau, seeds averaged |",
@@ -595,7 +600,7 @@ def _markdown(result: Dict[str, Any]) -> str:
         for t in section["truth"]:
             group = "-" if t["group"] is None else t["group"]
             lines.append(f"| {t['name']} | {group} | {t['top1']:.2f} | "
-                         f"{', '.join(f'{v:.2f}' for v in t['top1_per_seed'])} |")
+                         f"{', '.join('-' if v is None else f'{v:.2f}' for v in t['top1_per_seed'])} |")
         lines.append("")
     return "\n".join(lines) + "\n"
 
