@@ -306,6 +306,10 @@ def final_budget_settings() -> Dict[str, Any]:
             "resolution": c.final_resolution or c.proxy_resolution}
 
 
+def _final_kwargs(f: Dict[str, Any]) -> Dict[str, Any]:
+    return {k: f[k] for k in ("epochs", "subset", "batch_size", "warmup_epochs", "val_subset")}
+
+
 def final_budget(args: argparse.Namespace) -> None:
     """Every arch (and x1_5, x2_0) at the search's final-round budget on its seeds: how well the
     final round ranks, and whether it puts the references in their ImageNet order."""
@@ -314,8 +318,7 @@ def final_budget(args: argparse.Namespace) -> None:
         sys.exit(f"the final round trains at {f['resolution']} px, the calibration at {SETTINGS['resolution']}")
     settings = {**{k: SETTINGS[k] for k in ("data", "resolution", "recipe")}, "final": f}
     rows = _archs(args.archs, SETTINGS["long_truth"]["extra_references"])
-    kwargs = {k: f[k] for k in ("epochs", "subset", "batch_size", "warmup_epochs", "val_subset")}
-    jobs = [(row, "final", seed, kwargs) for seed in f["seeds"] for row in rows]
+    jobs = [(row, "final", seed, _final_kwargs(f)) for seed in f["seeds"] for row in rows]
     _run_rows("final_budget", settings, jobs, _train)
 
 
@@ -326,7 +329,7 @@ def final_sweep(args: argparse.Namespace) -> None:
     rows = _archs(args.archs or ",".join(sweep["archs"]), SETTINGS["long_truth"]["extra_references"])
     jobs = []
     for label, budget in sweep["budgets"].items():
-        kwargs = {**{k: f[k] for k in ("epochs", "subset", "batch_size", "warmup_epochs", "val_subset")}, **budget}
+        kwargs = {**_final_kwargs(f), **budget}
         jobs += [(row, label, seed, kwargs) for seed in f["seeds"] for row in rows]
     _run_rows("final_sweep", settings, jobs, _train)
 
@@ -550,6 +553,11 @@ def _order_words(in_order: Optional[bool]) -> str:
     return "not known until all four are trained" if in_order is None else ("yes" if in_order else "no")
 
 
+def _references_line(title: str, refs: Dict[str, Optional[float]], in_order: Optional[bool]) -> str:
+    values = ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} -" for k, v in refs.items())
+    return f"{title}, references (mean of seeds): {values}; in ImageNet order: {_order_words(in_order)}."
+
+
 def _markdown(result: Dict[str, Any]) -> str:
     m = result["machine"]
     lines = [f"Proxy calibration, {m['date_utc']}, {m['cpu_model']} ({m['cpu_count']} cores)", ""]
@@ -563,13 +571,9 @@ def _markdown(result: Dict[str, Any]) -> str:
 
     refs = result.get("final_round_references") or {}
     if any(v is not None for v in refs.values()):
-        lines += ["Final-round budget, references (mean of seeds): "
-                  + ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} -" for k, v in refs.items())
-                  + f"; in ImageNet order: {_order_words(result['final_round_references_in_imagenet_order'])}.", ""]
+        lines += [_references_line("Final-round budget", refs, result["final_round_references_in_imagenet_order"]), ""]
     for label, sweep in (result.get("final_sweep_references") or {}).items():
-        lines += [f"Final round at budget {label}, references (mean of seeds): "
-                  + ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} -" for k, v in sweep["top1"].items())
-                  + f"; in ImageNet order: {_order_words(sweep['in_imagenet_order'])}.", ""]
+        lines += [_references_line(f"Final round at budget {label}", sweep["top1"], sweep["in_imagenet_order"]), ""]
     for which, section in result["truths"].items():
         lines += [f"### Against the {which} truth ({section['archs']} grouped archs, seeds {section['seeds']})", ""]
         if section.get("runs_done", 0) < section.get("runs_planned", 0):
