@@ -7,6 +7,7 @@ Stages, each resumable, each writing under bench/results/proxy_calibration/:
     python bench/proxy_calibration.py long_truth  # long ground truth: full train set, 3 seeds -> long_truth.json
     python bench/proxy_calibration.py proxies   # every proxy on every arch -> zero_cost.json, train_proxies.json
     python bench/proxy_calibration.py budget_sweep  # one-epoch proxies on 4,000 and 8,000 images -> budget_sweep.json
+    python bench/proxy_calibration.py proxy_repeat  # the default proxy on more seeds -> proxy_repeat.json
     python bench/proxy_calibration.py final_budget  # the search's final-round budget, its seeds -> final_budget.json
     python bench/proxy_calibration.py final_sweep   # the references at larger final budgets -> final_sweep.json
     python bench/proxy_calibration.py timing    # seconds per arch of each proxy, idle machine  -> timing.json
@@ -65,6 +66,9 @@ SETTINGS: Dict[str, Any] = {
     "final_sweep": {"budgets": {"final_1x16k": {"epochs": 1, "subset": 16000},
                                 "final_1x60k": {"epochs": 1, "subset": None}},
                     "archs": ["x0_5", "x1_0", "x1_5", "x2_0"]},
+    # The default proxy on a second seed: its own repeatability (a ceiling on how well one run
+    # can rank) and whether the mean of two runs ranks better at twice the cost.
+    "proxy_repeat": {"label": "train_1ep", "seeds": [1]},
     "train_proxy_seeds": [0],  # what a search computes; the zero-cost proxies are cheap enough for two
     # Recorded with every training proxy since the TSE change (rows without them are re-run).
     "train_proxy_signals": ["top1", "tse_per_step", "final_train_loss"],
@@ -74,6 +78,12 @@ SETTINGS: Dict[str, Any] = {
 
 
 # ---------------------------------------------------------------- files
+
+def _fail(message: str) -> None:
+    """Bad input: one line naming the problem, exit status 2, nothing written."""
+    print(f"proxy_calibration: {message}", file=sys.stderr)
+    sys.exit(2)
+
 
 def _path(name: str) -> Path:
     return OUT / f"{name}.json"
@@ -93,20 +103,25 @@ def _save(name: str, data: Dict[str, Any]) -> None:
 
 def _archs(only: Optional[str], extra_references: Sequence[str] = ()) -> List[Dict[str, Any]]:
     """The grouped archs of archs.json (and ``extra_references`` by name, group None)."""
-    from space import Arch, resolve_arch
+    from space import Arch, reference_name, resolve_arch
 
     data = _load("archs")
     if not data:
-        sys.exit("no archs.json yet: run `python bench/proxy_calibration.py select` first")
-    rows = [r for r in data["archs"] if r.get("group") is not None]
+        _fail("no archs.json yet: run `python bench/proxy_calibration.py select` first")
+    rows = [dict(r) for r in data["archs"] if r.get("group") is not None]
     for name in extra_references:
         arch = resolve_arch(name)
-        rows.append({"name": arch.name, "key": arch.key, "arch": arch.to_dict(), "group": None, "reference": name})
-    if only:
-        wanted = set(only.split(","))
-        rows = [r for r in rows if wanted & {r["key"], r["name"], r.get("reference")}]
+        rows.append({"name": arch.name, "key": arch.key, "arch": arch.to_dict(), "group": None})
     for r in rows:
         r["arch_obj"] = Arch.from_dict(r["arch"])
+        r["reference"] = reference_name(r["arch_obj"])  # grouped x0_5 and x1_0 answer to their names too
+    if only:
+        wanted = set(only.split(","))
+        rows = [r for r in rows if wanted & {r["key"], r["name"], r["reference"]}]
+        unknown = wanted - {n for r in rows for n in (r["key"], r["name"], r["reference"])}
+        if unknown:
+            _fail(f"--archs: no calibration arch named {', '.join(sorted(unknown))}; "
+                     "use keys or names from archs.json, or reference names such as x1_5")
     return rows
 
 
@@ -295,6 +310,16 @@ def budget_sweep(args: argparse.Namespace) -> None:
     _run_rows("budget_sweep", settings, jobs, _train)
 
 
+def proxy_repeat(args: argparse.Namespace) -> None:
+    """The default train proxy on more seeds, rows labelled as the proxy's own (train_proxies.json has seed 0)."""
+    r = SETTINGS["proxy_repeat"]
+    budget = SETTINGS["train_proxies"][r["label"]]
+    settings = {**{k: SETTINGS[k] for k in ("data", "resolution", "batch_size", "val_subset", "recipe",
+                                            "train_proxy_signals")}, "proxy_repeat": r, "budget": budget}
+    jobs = [(row, r["label"], seed, dict(budget)) for seed in r["seeds"] for row in _archs(args.archs)]
+    _run_rows("proxy_repeat", settings, jobs, _train)
+
+
 def final_budget_settings() -> Dict[str, Any]:
     """The search's default final round (SearchConfig's final_* keys), as the calibration runs it."""
     from search import SearchConfig
@@ -315,7 +340,7 @@ def final_budget(args: argparse.Namespace) -> None:
     final round ranks, and whether it puts the references in their ImageNet order."""
     f = final_budget_settings()
     if f["resolution"] != SETTINGS["resolution"]:
-        sys.exit(f"the final round trains at {f['resolution']} px, the calibration at {SETTINGS['resolution']}")
+        _fail(f"the final round trains at {f['resolution']} px, the calibration at {SETTINGS['resolution']}")
     settings = {**{k: SETTINGS[k] for k in ("data", "resolution", "recipe")}, "final": f}
     rows = _archs(args.archs, SETTINGS["long_truth"]["extra_references"])
     jobs = [(row, "final", seed, _final_kwargs(f)) for seed in f["seeds"] for row in rows]
@@ -479,6 +504,19 @@ def _against(truth_: Dict[str, float], groups: Dict[str, int], archs: List[Dict[
     return out
 
 
+def _proxy_repeatability(rows: List[Dict[str, Any]], groups: Dict[str, int]) -> Optional[Dict[str, Any]]:
+    """The repeated proxy against itself, seed against seed, on the grouped archs every seed has."""
+    label = SETTINGS["proxy_repeat"]["label"]
+    seeds = sorted({r["seed"] for r in rows if r["label"] == label})
+    per_seed = {s: _mean_by_key(rows, label, [s]) for s in seeds}
+    common = set(groups).intersection(*per_seed.values()) if per_seed else set()
+    if len(seeds) < 2 or len(common) < 3:
+        return None
+    return {"label": label, "archs": len(common),
+            **_seed_agreement({s: {k: v[k] for k in common} for s, v in per_seed.items()},
+                              {k: groups[k] for k in common})}
+
+
 def _in_order(known: Sequence[float], expected: int) -> Optional[bool]:
     """Whether the references' values rise in their ImageNet order; None until all are trained."""
     return all(a < b for a, b in zip(known, known[1:])) if len(known) == expected else None
@@ -496,13 +534,15 @@ def report(args: argparse.Namespace) -> None:
     for name, ref in REFERENCES.items():
         names.setdefault(ref.arch.key, f"{ref.arch.name} ({name})")
     zc_rows = _load("zero_cost").get("rows", [])
-    tp_rows = _load("train_proxies").get("rows", []) + _load("budget_sweep").get("rows", [])
+    tp_rows = (_load("train_proxies").get("rows", []) + _load("budget_sweep").get("rows", [])
+               + _load("proxy_repeat").get("rows", []))
     timing_rows = _load("timing").get("rows", [])
     fb_rows = _load("final_budget").get("rows", [])
     fb_means = _mean_by_key(fb_rows, "final")
     result: Dict[str, Any] = {"settings": SETTINGS, "machine": machine(), "truths": {},
                               "final_round_references": {n: fb_means.get(REFERENCES[n].arch.key) for n in REFERENCES}}
     known = [v for v in result["final_round_references"].values() if v is not None]
+    result["proxy_repeatability"] = _proxy_repeatability(tp_rows, groups)
     result["final_round_references_in_imagenet_order"] = _in_order(known, len(REFERENCES))
     sweep_rows = _load("final_sweep").get("rows", [])
     result["final_sweep_references"] = {}
@@ -574,6 +614,11 @@ def _markdown(result: Dict[str, Any]) -> str:
         lines += [_references_line("Final-round budget", refs, result["final_round_references_in_imagenet_order"]), ""]
     for label, sweep in (result.get("final_sweep_references") or {}).items():
         lines += [_references_line(f"Final round at budget {label}", sweep["top1"], sweep["in_imagenet_order"]), ""]
+    rep = result.get("proxy_repeatability")
+    if rep:
+        lines += [f"The default proxy ({rep['label']}) against itself, {rep['archs']} grouped archs, seed vs seed: "
+                  f"Kendall tau {rep['mean_kendall_tau']:.2f} (within groups {rep['mean_within_groups_tau']:.2f}).",
+                  ""]
     for which, section in result["truths"].items():
         lines += [f"### Against the {which} truth ({section['archs']} grouped archs, seeds {section['seeds']})", ""]
         if section.get("runs_done", 0) < section.get("runs_planned", 0):
@@ -613,7 +658,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="stage", required=True)
     sub.add_parser("select", help="choose archs in latency-matched groups (measures latency)")
-    for name in ("truth", "long_truth", "proxies", "budget_sweep", "final_budget", "final_sweep"):
+    for name in ("truth", "long_truth", "proxies", "budget_sweep", "proxy_repeat", "final_budget", "final_sweep"):
         p = sub.add_parser(name)
         p.add_argument("--archs", help="comma-separated arch keys, names or reference names such as x1_5 "
                                        "(default: all)")
@@ -624,8 +669,8 @@ def main() -> int:
     sub.add_parser("report")
     args = parser.parse_args()
     stages = {"select": select, "truth": truth, "long_truth": long_truth, "proxies": proxies,
-              "budget_sweep": budget_sweep, "final_budget": final_budget, "final_sweep": final_sweep,
-              "timing": timing, "report": report}
+              "budget_sweep": budget_sweep, "proxy_repeat": proxy_repeat, "final_budget": final_budget,
+              "final_sweep": final_sweep, "timing": timing, "report": report}
     stages[args.stage](args)
     return 0
 
