@@ -495,7 +495,8 @@ def _against(truth_: Dict[str, float], groups: Dict[str, int], archs: List[Dict[
                 "seconds_per_arch": seconds, "seed0": _agreement(first, truth_, groups),
                 "seeds": len({r["seed"] for r in rows if r["label"] == label}),
                 "mean_of_seeds": _agreement(_mean_by_key(rows, label, None, field, sign), truth_, groups)}
-            for other in sorted({r["seed"] for r in rows if r["label"] == label} - {seed0}):  # one run's luck
+            repeats = {r["seed"] for r in rows if r["label"] == label} - {seed0} if rows is tp_rows else set()
+            for other in sorted(repeats):  # one training's luck: the same proxy on another seed
                 values = _mean_by_key(rows, label, [other], field, sign)
                 if len(set(values) & set(truth_)) >= 3:
                     a = _agreement(values, truth_, groups)
