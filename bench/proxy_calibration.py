@@ -477,7 +477,7 @@ def _seed_agreement(per_seed: Dict[int, Dict[str, float]], groups: Dict[str, int
 
 
 def _against(truth_: Dict[str, float], groups: Dict[str, int], archs: List[Dict[str, Any]],
-             timing_rows, zc_rows, tp_rows, fb_rows, seed0: int, short_rows=()) -> Dict[str, Any]:
+             timing_rows, zc_rows, tp_rows, fb_rows, seed0: int, short_rows=(), sweep_rows=()) -> Dict[str, Any]:
     """Every proxy, signal and descriptor against one truth."""
     out: Dict[str, Any] = {"proxies": {}}
     seconds_idle = _seconds_by_label(timing_rows, [0])
@@ -504,7 +504,8 @@ def _against(truth_: Dict[str, float], groups: Dict[str, int], archs: List[Dict[
                         "seconds_per_arch": seconds, "seed0": a, "seeds": 1, "mean_of_seeds": a}
     # Longer budgets as proxies of this truth: the search's final round (what its verdict rests on)
     # and, against the long truth, the short truth. Seconds: one arch on all their seeds.
-    for name, label, rows in (("final_round", "final", fb_rows), ("short_truth", "truth", short_rows)):
+    sweeps = [(label, label, sweep_rows) for label in SETTINGS["final_sweep"]["budgets"]]
+    for name, label, rows in [("final_round", "final", fb_rows), ("short_truth", "truth", short_rows), *sweeps]:
         if len(set(_mean_by_key(rows, label)) & set(truth_)) < 3:
             continue
         seeds = sorted({r["seed"] for r in rows})
@@ -587,7 +588,7 @@ def report(args: argparse.Namespace) -> None:
                                        {s: {k: v for k, v in per_seed[s].items() if k in truth_} for s in seeds},
                                        in_groups) if len(seeds) > 1 else None}
         section.update(_against(truth_, in_groups, archs, timing_rows, zc_rows, tp_rows, fb_rows, seeds[0],
-                                _load("truth").get("rows", []) if which == "long" else ()))
+                                _load("truth").get("rows", []) if which == "long" else (), sweep_rows))
         refs = [(name, truth_all.get(REFERENCES[name].arch.key)) for name in REFERENCES]
         section["references"] = {name: v for name, v in refs}
         known = [v for _, v in refs if v is not None]
