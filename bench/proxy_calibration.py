@@ -28,7 +28,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence
 
 import numpy as np
 
@@ -79,7 +79,7 @@ SETTINGS: Dict[str, Any] = {
 
 # ---------------------------------------------------------------- files
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     """Bad input: one line naming the problem, exit status 2, nothing written."""
     print(f"proxy_calibration: {message}", file=sys.stderr)
     sys.exit(2)
@@ -121,7 +121,7 @@ def _archs(only: Optional[str], extra_references: Sequence[str] = ()) -> List[Di
         unknown = wanted - {n for r in rows for n in (r["key"], r["name"], r["reference"])}
         if unknown:
             _fail(f"--archs: no calibration arch named {', '.join(sorted(unknown))}; "
-                     "use keys or names from archs.json, or reference names such as x1_5")
+                  "use keys or names from archs.json, or reference names such as x1_5")
     return rows
 
 
@@ -240,12 +240,13 @@ def _run_rows(name: str, settings: Dict[str, Any], jobs: List[tuple], run: Calla
     todo = [j for j in jobs if (j[0]["key"], j[1], j[2]) not in done]
     print(f"{name}: {len(done)} done, {len(todo)} to run", file=sys.stderr)
     for i, (row, label, seed, kwargs) in enumerate(todo):
-        start = time.perf_counter()
+        start, load_before = time.perf_counter(), os.getloadavg()[0]
         result = run(row["arch_obj"], seed=seed, **kwargs)
         # Rows of one file may come from several sessions and machines: each row says where it ran.
         data["machine"] = machine()
         data["rows"].append({"key": row["key"], "name": row["name"], "label": label, "seed": seed, **result,
-                             "cpu_model": data["machine"]["cpu_model"]})
+                             "cpu_model": data["machine"]["cpu_model"],
+                             "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]})
         _save(name, data)
         print(f"  [{i + 1}/{len(todo)}] {row['name']:40s} {label:10s} seed {seed}: {result['value']:.4g} "
               f"({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
@@ -375,13 +376,15 @@ def timing(args: argparse.Namespace) -> None:
     rows = _archs(args.archs)
     firsts = [next(r for r in rows if r["group"] == g) for g in sorted({r["group"] for r in rows})]
     jobs = [(row, proxy, 0, {"proxy": proxy}) for proxy in SETTINGS["zero_cost"]["proxies"] for row in firsts]
-    jobs += [(row, label, 0, dict(budget)) for label, budget in SETTINGS["train_proxies"].items() for row in firsts]
+    budgets = {**SETTINGS["train_proxies"], **SETTINGS["budget_sweep"]["budgets"]}
+    jobs += [(row, label, 0, dict(budget)) for label, budget in budgets.items() for row in firsts]
 
     def run(arch, *, seed: int, **kwargs) -> Dict[str, Any]:
         return _zero_cost(arch, seed=seed, **kwargs) if "proxy" in kwargs else _train(arch, seed=seed, **kwargs)
 
     settings = {**{k: SETTINGS[k] for k in ("data", "resolution", "batch_size", "val_subset", "recipe", "zero_cost",
-                                            "train_proxies")}, "network": "fast CPU path where it builds (issue 10)"}
+                                            "train_proxies", "budget_sweep")},
+                "network": "fast CPU path where it builds (issue 10)"}
     _run_rows("timing", settings, jobs, run)
 
 
