@@ -57,6 +57,7 @@ class _Report:
     def run(args: argparse.Namespace) -> int:
         import optuna
 
+        from ._final import FINAL_SUFFIX
         from ._outputs import verdict, write_outputs
         from ._storage import open_storage
 
@@ -64,7 +65,8 @@ class _Report:
         if args.storage is None and not (run_dir / "study.db").is_file():
             raise UserError(f"{run_dir} holds no study.db; give --storage URL of the study")
         store = open_storage(args.storage, run_dir)
-        names = [s.study_name for s in optuna.get_all_study_summaries(store.storage, include_best_trial=False)]
+        names = [s.study_name for s in optuna.get_all_study_summaries(store.storage, include_best_trial=False)
+                 if not s.study_name.endswith(FINAL_SUFFIX)]  # a search's final round is part of the search
         name = args.study_name or (names[0] if len(names) == 1 else None)
         if name is None or name not in names:
             raise UserError(f"choose a study with --study-name; the storage holds: {', '.join(names) or 'none'}")

@@ -57,9 +57,13 @@ def selection_entries(study: optuna.Study) -> List[Dict[str, Any]]:
     if not summary.rows:
         return [SelectionEntry(t.number, TrialRecord.of(t)).to_yaml() for t in chosen_trials(study)]
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
-    finalists = sorted((r for r in summary.finalists if r.feasible and r.top1), key=lambda r: -r.mean)
     return [SelectionEntry(r.source_trial, TrialRecord.of(by_number[r.source_trial]), summary.to_dict(r)).to_yaml()
-            for r in finalists]
+            for r in _final_order(summary)]
+
+
+def _final_order(summary):
+    """The final round's feasible, trained finalists, best final top-1 first (the winner)."""
+    return sorted((r for r in summary.finalists if r.feasible and r.top1), key=lambda r: -r.mean)
 
 
 def search_data(study: optuna.Study) -> Dict[str, Any]:
@@ -148,7 +152,13 @@ def write_report(study: optuna.Study, run_dir: Path) -> Path:
     resolution, reference = cfg.resolution, cfg.reference
     trials = study.get_trials(deepcopy=False)
     states = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState if s != TrialState.WAITING}
+    summary = summary_of(study)
     chosen = chosen_trials(study)
+    title = "Chosen archs (by proxy) and the references"
+    if summary.rows:  # the verdict comes from the final round: list its finalists, winner first
+        by_number = {t.number: t for t in trials}
+        chosen = [by_number[r.source_trial] for r in _final_order(summary)]
+        title = "Finalists (best final top-1 first) and the references"
     refs = reference_trials(study)
     plots = _plots(study, run_dir)
     budget = f"latency <= {_budget(cfg)}" if _budget(cfg) else "none"
@@ -162,7 +172,7 @@ def write_report(study: optuna.Study, run_dir: Path) -> Path:
         "- trials: " + ", ".join(f"{v} {k}" for k, v in states.items() if v),
         f"- device: {study.user_attrs.get('fingerprint')}",
         "",
-        "## Chosen archs and the references",
+        f"## {title}",
         "",
         "| arch | widths | depths | last | params (M) | MFLOPs | MAC (M) | latency (ms) | ratio to "
         f"{reference} | proxy |",
@@ -187,7 +197,7 @@ def write_report(study: optuna.Study, run_dir: Path) -> Path:
                 flag = {True: "yes", False: "**NO: over budget**", None: "-"}[v.within_budget]
                 lines.append(f"| {t.number} | {TrialRecord.of(t).latency_ms:.3f} | "
                              f"{v.ms if v.ms is not None else v.error} | {_fmt(v.ratio, '.3f')} | {flag} |")
-    lines += _final_section(summary_of(study))
+    lines += _final_section(summary)
     lines += ["", "## Verdict", "", verdict(study), ""]
     if plots:
         lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]

@@ -92,6 +92,9 @@ def test_two_workers_on_postgresql_train_each_item_once_with_halving(tmp_path, s
     assert best[0]["proxy"] is not None  # both numbers
     report = (tmp_path / "report.md").read_text()
     assert "## Final round" in report and "Successive-halving rung 1" in report
+    # The report's first table is the final round's order, winner first, not the proxy's pick.
+    table = report.split("## Finalists (best final top-1 first) and the references")[1].split("\n")
+    assert f"trial {best[0]['trial']}: {best[0]['name']} |" in table[4]
     assert verdict(study).startswith("Final round (1 epochs x 64 images at 32 px, 2 seeds)")
 
 
@@ -131,6 +134,12 @@ def test_a_killed_final_round_resumes_without_retraining_what_finished(tmp_path,
         assert items[t.number].state == TrialState.COMPLETE and items[t.number].value == t.value
     assert items[running[0].number].state == TrialState.FAIL  # the killed item: failed as stale, then retried
     assert "Final round (2 epochs x 320 images at 32 px, 2 seeds)" in done.stdout
+    # `report` finds the search in a storage that also holds its final round's items
+    (Path(cfg["run_dir"]) / "report.md").unlink()
+    again = subprocess.run([sys.executable, str(ROOT / "search.py"), "report", "--run-dir", cfg["run_dir"]],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "## Final round" in (Path(cfg["run_dir"]) / "report.md").read_text()
 
 
 def test_final_k_0_says_the_verdict_rests_on_the_proxy(tmp_path, micro_table):

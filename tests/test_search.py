@@ -127,7 +127,7 @@ def test_constrained_search_outputs_and_resume_sqlite(tmp_path, micro_table):
     assert len(rows) == 4 and {"latency_ms", "proxy", "feasible"} <= set(rows[0])
     best = yaml.safe_load(paths["selection"].read_text())["archs"]
     assert len(best) == 1 and best[0]["arch"]["stem"] == 8
-    assert "Chosen archs and the references" in paths["report"].read_text()
+    assert "Chosen archs (by proxy) and the references" in paths["report"].read_text()
     assert len((tmp_path / "events.jsonl").read_text().splitlines()) == 4
 
 
