@@ -7,6 +7,11 @@ Four resumable stages, results under bench/results/end_to_end/:
     python bench/end_to_end.py latency   # winner vs x0_5 on the demo's backend (idle!)   -> latency.json
     python bench/end_to_end.py report    # paired difference, 90 % interval, the goal     -> report.json/.md
 
+A candidate default is tried the same way with ``--variant NAME --flags "..."`` (extra flags of
+``search.py search``, e.g. ``--variant tse --flags "--proxy tse"``): its files go under
+end_to_end/NAME/, and the train stage reuses any training of the same arch and seed already done
+(the long truth, the shipped demo's or another variant's), so only new winners cost time.
+
 The long budget is the proxy calibration's long ground truth (bench/proxy_calibration.py,
 SETTINGS["long_truth"]): the same trainings, so x0_5's rows there are reused when their
 settings match. The goal (issue 11): the winner, at <= 1.0x x0_5's latency, beats x0_5 by
@@ -19,6 +24,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -30,7 +36,8 @@ from _common import RESULTS, ROOT, machine
 
 import proxy_calibration as calib
 
-OUT = RESULTS / "end_to_end"
+BASE = RESULTS / "end_to_end"
+OUT = BASE  # the shipped demo's; a --variant's own folder below it
 DEMO = "configs/search/demo_cpu.yaml"
 GOAL_POINTS = 1.0
 
@@ -57,7 +64,8 @@ def search(args: argparse.Namespace) -> None:
         return
     before = machine()
     start = time.time()
-    done = subprocess.run([sys.executable, "search.py", "search", "--config", DEMO, "--run-dir", str(run_dir),
+    command = ["search.py", "search", "--config", DEMO, *shlex.split(args.flags or "")]
+    done = subprocess.run([sys.executable, *command, "--run-dir", str(run_dir),
                            "--study-name", f"end_to_end_{int(start)}"], cwd=ROOT, capture_output=True, text=True)
     wall = time.time() - start
     sys.stderr.write(done.stdout[-3000:] + done.stderr[-2000:])
@@ -69,7 +77,7 @@ def search(args: argparse.Namespace) -> None:
     winner = selection["archs"][0]
     verdict = [line for line in done.stdout.splitlines() if line.startswith(("Final round", "Best arch", "No "))]
     _save("search", {"machine_before": before, "machine_after": machine(), "wall_s": wall, "winner": winner,
-                     "verdict": verdict[-1] if verdict else None, "command": f"python search.py search --config {DEMO}"})
+                     "verdict": verdict[-1] if verdict else None, "command": "python " + " ".join(command)})
     print(f"search: {wall / 60:.1f} min, winner {winner['name']}", file=sys.stderr)
 
 
@@ -92,7 +100,14 @@ def train(args: argparse.Namespace) -> None:
     if data.get("settings") != settings:
         data = {"settings": settings, "rows": []}
     truth = calib._load("long_truth")
-    shared = truth.get("rows", []) if truth.get("settings") == settings else []
+    shared = [dict(r, reused_from="proxy_calibration/long_truth.json") for r in truth.get("rows", [])
+              if truth.get("settings") == settings]
+    for other in [BASE, *sorted(p for p in BASE.iterdir() if p.is_dir() and (p / "train.json").exists())]:
+        if other != OUT and (other / "train.json").exists():
+            done = json.loads((other / "train.json").read_text())
+            if done.get("settings") == settings:
+                shared += [dict(r, reused_from=str((other / "train.json").relative_to(RESULTS)))
+                           for r in done["rows"] if "reused_from" not in r]
     for row in _archs():
         for seed in t["seeds"]:
             if any(r["key"] == row["key"] and r["seed"] == seed for r in data["rows"]):
@@ -107,8 +122,7 @@ def train(args: argparse.Namespace) -> None:
                 print(f"  {row['name']} seed {seed}: {result['value']:.2f} ({time.perf_counter() - start:.0f} s)",
                       file=sys.stderr, flush=True)
             else:
-                result = {k: v for k, v in reuse.items() if k not in ("key", "name", "label", "seed")}
-                result["reused_from"] = "proxy_calibration/long_truth.json"
+                result = {k: v for k, v in reuse.items() if k not in ("key", "name", "label", "seed", "role")}
             data["rows"].append({"key": row["key"], "name": row["name"], "role": row["role"], "seed": seed,
                                  **result})
             data["machine"] = machine()
@@ -120,7 +134,7 @@ def latency(args: argparse.Namespace) -> None:
     from evaluator.latency import measure
     from search import load_config
 
-    cfg = load_config(DEMO)
+    cfg = load_config(DEMO)  # a variant's flags change the proxy or the final round, not the latency target
     winner = _archs()[0]["arch_obj"]
     before = machine()
     r = measure(winner, backend=cfg.backend, device=cfg.device, batch_size=cfg.batch_size,
@@ -169,10 +183,21 @@ def report(args: argparse.Namespace) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="stage", required=True)
-    sub.add_parser("search").add_argument("--again", action="store_true", help="run the search again")
-    for name in ("train", "latency", "report"):
-        sub.add_parser(name)
+    stages = {name: sub.add_parser(name) for name in ("search", "train", "latency", "report")}
+    stages["search"].add_argument("--again", action="store_true", help="run the search again")
+    stages["search"].add_argument("--flags", help='extra flags of search.py search for a --variant, e.g. "--proxy tse"')
+    for stage in stages.values():
+        stage.add_argument("--variant", help="a candidate default's name: its files go under end_to_end/NAME/")
     args = parser.parse_args()
+    global OUT
+    if args.variant:
+        if not args.variant.isidentifier():
+            print(f"end_to_end: --variant {args.variant!r} must be a plain name (letters, digits, _)", file=sys.stderr)
+            return 2
+        OUT = BASE / args.variant
+    if getattr(args, "flags", None) and not args.variant:
+        print("end_to_end: --flags changes the demo, so it needs a --variant NAME for its files", file=sys.stderr)
+        return 2
     {"search": search, "train": train, "latency": latency, "report": report}[args.stage](args)
     return 0
 
