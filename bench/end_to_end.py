@@ -153,7 +153,8 @@ def report(args: argparse.Namespace) -> None:
     from scipy.stats import t as student_t
 
     rows = _load("train").get("rows", [])
-    by = {role: {r["seed"]: r["value"] for r in rows if r["role"] == role} for role in ("winner", "x0_5")}
+    keys = {row["role"]: row["key"] for row in _archs()}  # this search's winner, not an earlier one's
+    by = {role: {r["seed"]: r["value"] for r in rows if r["key"] == key} for role, key in keys.items()}
     seeds = sorted(set(by["winner"]) & set(by["x0_5"]))
     if len(seeds) < 2:
         raise SystemExit(f"need at least 2 seeds with both archs trained, have {len(seeds)}")

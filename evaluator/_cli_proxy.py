@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("arch", metavar="NAME_OR_ARCH_YAML", help="x0_5 ... x2_0 or an arch YAML file")
     d = TRAIN_DEFAULTS
     parser.add_argument("--proxy", default=DEFAULT_PROXY, choices=PROXIES,
-                        help=f"which proxy (default {DEFAULT_PROXY}, the best-ranking one in the calibration)")
+                        help=f"which proxy (default {DEFAULT_PROXY}: minus the mean training loss of a short "
+                             "training, the best-ranking within latency groups in the calibration)")
     parser.add_argument("--data", default="fashion_mnist",
                         help="fashion_mnist (built-in) or an ImageNet-style folder with train/ (default fashion_mnist)")
     parser.add_argument("--resolution", type=int, default=d["resolution"],
@@ -54,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
-        print(f"{result.arch}  {result.proxy} = {result.value:.6g}  ({result.seconds:.2f} s, "
+        also = f", val top-1 {result.settings['top1']:.2f}" if args.proxy in TRAINING_PROXIES else ""
+        print(f"{result.arch}  {result.proxy} = {result.value:.6g}  ({result.seconds:.2f} s{also}, "
               f"{args.resolution} px, batch {args.batch_size}, seed {args.seed}, data {args.data})")
     return 0

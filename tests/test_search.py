@@ -4,6 +4,7 @@ Fashion-MNIST), on a micro space of eight tiny archs whose latencies are cached 
 from __future__ import annotations
 
 import csv
+import math
 import os
 import signal
 import subprocess
@@ -146,6 +147,22 @@ def test_train_proxy_reports_each_epoch_and_keeps_finished_runs(tmp_path, micro_
         else:  # the median pruner may stop a trial after epoch 1, never after the last (paid-for) epoch
             assert t.state == TrialState.PRUNED and sorted(t.intermediate_values) == [1]
         assert t.user_attrs["proxy"]["settings"]["val_subset"] == 100
+
+
+@pytest.mark.slow
+def test_the_default_proxy_is_the_tse_of_one_short_training(tmp_path, micro_table):
+    default = SearchConfig().proxy
+    assert default == "tse"
+    cfg = SearchConfig(**micro_config(tmp_path, micro_table, n_trials=2, proxy=default, proxy_subset=64,
+                                      proxy_val_subset=60, proxy_batch_size=32))
+    study = run_search(cfg)
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs]
+    assert done
+    for t in done:
+        settings = t.user_attrs["proxy"]["settings"]
+        assert settings["steps"] == 2 and math.isfinite(settings["tse_per_step"]) and settings["tse_per_step"] > 0
+        assert t.values[0] == pytest.approx(-settings["tse_per_step"])  # minus the mean step loss: higher is better
+        assert 0.0 <= settings["top1"] <= 100.0  # the same run's val top-1 is kept beside it
 
 
 def test_pareto_on_journal_storage_with_resume(tmp_path, micro_table):
