@@ -150,9 +150,10 @@ def train_score(arch: Arch, data: DataLike = "fashion_mnist", *, epochs: int = T
     cosine decay to 0 over the remaining epochs; ``lr`` defaults to the recipe's, scaled
     linearly from its global batch (`recipe_global_batch`) to ``batch_size``. ``subset``
     training images and ``val_subset`` val images (None: as many as ``subset``), class-balanced
-    and seeded; a fixed, larger val set makes top-1 less noisy at little cost. ``on_epoch(epoch,
-    top1)`` returning True stops after that epoch (an Optuna pruner); ``signal`` picks the value:
+    and seeded; a fixed, larger val set makes top-1 less noisy at little cost. ``signal`` picks the value:
     ``"train"`` the last val top-1, ``"tse"`` minus the mean training loss over all steps;
+    ``on_epoch(epoch, value)``, with the signal's value so far, returning True stops after that
+    epoch (an Optuna pruner);
     `training.TrainingDiverged` is raised on a NaN or diverging loss.
     ``ckpt_dir``: keep epoch checkpoints there and resume from the newest one, so a long
     training that was killed continues where it stopped (default: a temporary folder, no resume).
@@ -186,7 +187,16 @@ def train_score(arch: Arch, data: DataLike = "fashion_mnist", *, epochs: int = T
             num_parallel_workers=2, ckpt_save_dir=str(ckpt_dir or tmp), keep_checkpoint_max=1,
             auto_resume=ckpt_dir is not None, ckpt_path="", resume_opt=False, dataset_sink_mode=False,
             log_interval=10**9, val_while_train=True, val_interval=1)
-        callbacks = [] if on_epoch is None else [lambda epoch, metrics: bool(on_epoch(epoch, metrics["top1"]))]
+        epoch_losses = []
+
+        def report(epoch: int, metrics: Dict[str, float]) -> bool:
+            # The pruner sees the signal the trial is valued by: val top-1, or TSE so far (the
+            # epochs have equal steps, so the mean of their mean losses is the mean step loss).
+            epoch_losses.append(metrics["train_loss"])
+            value = -sum(epoch_losses) / len(epoch_losses) if signal == "tse" else metrics["top1"]
+            return bool(on_epoch(epoch, value))
+
+        callbacks = [] if on_epoch is None else [report]
         result = train(config, arch=arch, callbacks=callbacks, stream=io.StringIO())
     settings = {"data": data_cfg.dataset if data_cfg.data_dir is None else data_cfg.data_dir, "seed": seed,
                 "resolution": resolution, "batch_size": batch_size, "epochs": epochs, "subset": subset,

@@ -101,10 +101,10 @@ class Objective:
 
             prune = cfg.mode == "constrained" and cfg.pruner != "none"
 
-            def on_epoch(epoch: int, top1: float) -> bool:
+            def on_epoch(epoch: int, value: float) -> bool:
                 if not prune:
                     return False
-                trial.report(top1, epoch)
+                trial.report(value, epoch)
                 # After the last epoch the evaluation is paid for: keep it rather than prune it.
                 return epoch < cfg.proxy_epochs and trial.should_prune()
 

@@ -82,11 +82,15 @@ def test_short_training_proxy_reports_each_epoch_and_can_stop(tiny_arch):
 
 @pytest.mark.slow
 def test_tse_proxy_is_minus_the_mean_step_loss(tiny_arch):
-    result = train_score(tiny_arch, "fashion_mnist", epochs=1, subset=128, val_subset=64, batch_size=64,
-                         signal="tse")
-    assert result.proxy == "tse" and result.settings["steps"] == 2
-    assert result.value == pytest.approx(-result.settings["tse"] / 2) and math.isfinite(result.value)
+    seen = []
+    result = train_score(tiny_arch, "fashion_mnist", epochs=2, subset=128, val_subset=64, batch_size=64,
+                         signal="tse", on_epoch=lambda epoch, value: seen.append(value) and False)
+    assert result.proxy == "tse" and result.settings["steps"] == 4
+    assert result.value == pytest.approx(-result.settings["tse"] / 4) and math.isfinite(result.value)
     assert 0 <= result.settings["top1"] <= 100  # the val top-1 of the same run is recorded too
+    # A pruner sees TSE so far, epoch by epoch, ending at the trial's value (not val top-1)
+    losses = [c["train_loss"] for c in result.settings["curve"]]
+    assert seen == pytest.approx([-losses[0], result.value], rel=1e-6)
 
 
 def test_lr_is_scaled_from_the_global_batch_the_recipe_was_set_for():
