@@ -49,12 +49,18 @@ class StudyStorage:
                 yield
             return
         assert self.lock_path is not None
-        with open(self.lock_path, "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with _file_lock(self.lock_path):
+            yield
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _lock_id(study_name: str) -> int:
@@ -125,7 +131,12 @@ def open_storage(url: Optional[str], run_dir: Path, heartbeat_interval: int = 10
         if not db or db == ":memory:":
             raise UserError("an in-memory SQLite storage cannot be shared by workers; give a file path")
         Path(db).parent.mkdir(parents=True, exist_ok=True)
-        return StudyStorage(_rdb(url, heartbeat_interval, grace_period), url, "sqlite", Path(db + ".shufflenas-lock"))
+        lock_path = Path(db + ".shufflenas-lock")
+        # Optuna creates a new database's tables on open; two processes opening a fresh file at
+        # once race ("table ... already exists"), so opening is serialised by the study's lock file.
+        with _file_lock(lock_path):
+            storage = _rdb(url, heartbeat_interval, grace_period)
+        return StudyStorage(storage, url, "sqlite", lock_path)
     if scheme in ("postgresql", "postgres"):
         return StudyStorage(_rdb(url, heartbeat_interval, grace_period), url, "postgresql")
     if scheme == "mysql":

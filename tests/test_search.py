@@ -105,6 +105,24 @@ def test_pareto_front_is_non_dominated():
             assert not (b[0] >= a[0] and b[1] <= a[1] and b != a), f"{b} dominates {a}"
 
 
+_OPEN_AT = """
+import sys, time
+from pathlib import Path
+from search._storage import open_storage
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # every process opens at the same moment
+open_storage(None, Path(sys.argv[1]))
+"""
+
+
+def test_processes_opening_a_new_sqlite_study_at_once_all_succeed(tmp_path):
+    for round_ in range(4):  # a fresh database each round: its tables are created by whoever comes first
+        at = str(time.time() + 2.0)
+        procs = [subprocess.Popen([sys.executable, "-c", _OPEN_AT, str(tmp_path / f"r{round_}"), at], cwd=ROOT,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        failed = [err for p in procs for err in [p.communicate(timeout=120)[1]] if p.returncode != 0]
+        assert not failed, failed[0][-500:]
+
+
 def test_redact_hides_passwords():
     assert redact("postgresql://alice:s3cr3t@db:5432/x") == "postgresql://alice:***@db:5432/x"
     assert redact("sqlite:////tmp/a.db") == "sqlite:////tmp/a.db"
