@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import optuna
 
 from common import UserError
+from evaluator.proxy import TRAINING_PROXIES
 from space import Arch
 
 from ._record import TrialRecord, clean
@@ -81,7 +82,7 @@ class FinalSettings:
         stage = self.final_stage if stage is None else stage
         images = "all" if self.subset_at(stage) is None else f"{self.subset_at(stage):,}"
         seeds = len(self.seeds) if stage == self.final_stage else 1
-        return (f"{self.epochs} epochs x {images} images at {self.resolution} px, "
+        return (f"{self.epochs} epoch{'s' if self.epochs > 1 else ''} x {images} images at {self.resolution} px, "
                 f"{seeds} seed{'s' if seeds > 1 else ''}")
 
 
@@ -104,6 +105,11 @@ def validate_settings(cfg: Any) -> None:
          "halving_rungs works in constrained mode (Pareto finalists are spread over latency, not halved)")
     need(cfg.halving_rungs == 0 or cfg.final_subset is not None,
          "halving_rungs needs final_subset (the rungs train 1/eta^r of its images)")
+    if cfg.proxy in TRAINING_PROXIES and cfg.final_subset is not None and cfg.proxy_subset is not None:
+        final_images, proxy_images = cfg.final_epochs * cfg.final_subset, cfg.proxy_epochs * cfg.proxy_subset
+        need(final_images > proxy_images,
+             f"the final round ({cfg.final_epochs} x {cfg.final_subset:,} images) is not longer than the proxy "
+             f"({cfg.proxy_epochs} x {cfg.proxy_subset:,}): raise final_epochs or final_subset, or set final_k: 0")
 
 
 # ---------------------------------------------------------------- choosing who trains

@@ -95,7 +95,7 @@ def test_two_workers_on_postgresql_train_each_item_once_with_halving(tmp_path, s
     # The report's first table is the final round's order, winner first, not the proxy's pick.
     table = report.split("## Finalists (best final top-1 first) and the references")[1].split("\n")
     assert f"trial {best[0]['trial']}: {best[0]['name']} |" in table[4]
-    assert verdict(study).startswith("Final round (1 epochs x 64 images at 32 px, 2 seeds)")
+    assert verdict(study).startswith("Final round (1 epoch x 64 images at 32 px, 2 seeds)")
 
 
 @pytest.mark.slow

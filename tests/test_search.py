@@ -301,6 +301,7 @@ def test_a_storage_password_appears_nowhere(tmp_path, micro_table):
         ("budget_ms: 5\nproxy_data: /nowhere\n", [], "proxy_data /nowhere: use fashion_mnist"),
         ("budget_ms: 5\nproxy_recipe: none.yaml\n", [], "proxy_recipe none.yaml does not exist"),
         ("budget_ms: 5\nbackend: tensorrt\n", [], "unknown latency backend 'tensorrt'"),
+        ("budget_ms: 5\nproxy: tse\nfinal_subset: 1000\n", [], "final round (1 x 1,000 images) is not longer"),
     ],
 )
 def test_bad_config_is_one_line_exit_2(tmp_path, yaml_text, flags, needle):
