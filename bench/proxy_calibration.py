@@ -379,12 +379,16 @@ def timing(args: argparse.Namespace) -> None:
     jobs = [(row, proxy, 0, {"proxy": proxy}) for proxy in SETTINGS["zero_cost"]["proxies"] for row in firsts]
     budgets = {**SETTINGS["train_proxies"], **SETTINGS["budget_sweep"]["budgets"]}
     jobs += [(row, label, 0, dict(budget)) for label, budget in budgets.items() for row in firsts]
+    final = {"final": {}, "final_1x16k": SETTINGS["final_sweep"]["budgets"]["final_1x16k"]}  # one seed's training
+    jobs += [(row, label, 0, {**_final_kwargs(SETTINGS["final_round"]), **budget})
+             for label, budget in final.items() for row in firsts]
 
     def run(arch, *, seed: int, **kwargs) -> Dict[str, Any]:
         return _zero_cost(arch, seed=seed, **kwargs) if "proxy" in kwargs else _train(arch, seed=seed, **kwargs)
 
     settings = {**{k: SETTINGS[k] for k in ("data", "resolution", "batch_size", "val_subset", "recipe", "zero_cost",
-                                            "train_proxies", "budget_sweep")},
+                                            "train_proxies", "budget_sweep", "final_round")},
+                "final_sweep_budgets": ["final_1x16k"],
                 "network": "fast CPU path where it builds (issue 10)"}
     _run_rows("timing", settings, jobs, run)
 
@@ -507,14 +511,16 @@ def _against(truth_: Dict[str, float], groups: Dict[str, int], archs: List[Dict[
                     out["proxies"][f"{label}{suffix} (seed {other})"] = {
                         "seconds_per_arch": seconds, "seed0": a, "seeds": 1, "mean_of_seeds": a}
     # Longer budgets as proxies of this truth: the search's final round (what its verdict rests on)
-    # and, against the long truth, the short truth. Seconds: one arch on all their seeds.
+    # and, against the long truth, the short truth. Seconds: one arch on all their seeds (idle
+    # `timing` seconds where it has the budget, else the median of the stage's own runs).
     sweeps = [(label, label, sweep_rows) for label in SETTINGS["final_sweep"]["budgets"]]
     for name, label, rows in [("final_round", "final", fb_rows), ("short_truth", "truth", short_rows), *sweeps]:
         if len(set(_mean_by_key(rows, label)) & set(truth_)) < 3:
             continue
         seeds = sorted({r["seed"] for r in rows})
+        one_seed = seconds_idle.get(label, float(np.median([r["seconds"] for r in rows if r["label"] == label])))
         out["proxies"][name] = {
-            "seconds_per_arch": float(np.median([r["seconds"] for r in rows])) * len(seeds),
+            "seconds_per_arch": one_seed * len(seeds),
             "seed0": _agreement(_mean_by_key(rows, label, seeds[:1]), truth_, groups), "seeds": len(seeds),
             "mean_of_seeds": _agreement(_mean_by_key(rows, label), truth_, groups)}
     depth = {r["key"]: -float(sum(r["arch"]["depths"])) for r in archs if r["key"] in truth_}
