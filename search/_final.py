@@ -105,11 +105,30 @@ def validate_settings(cfg: Any) -> None:
          "halving_rungs works in constrained mode (Pareto finalists are spread over latency, not halved)")
     need(cfg.halving_rungs == 0 or cfg.final_subset is not None,
          "halving_rungs needs final_subset (the rungs train 1/eta^r of its images)")
-    if cfg.proxy in TRAINING_PROXIES and cfg.final_subset is not None and cfg.proxy_subset is not None:
-        final_images, proxy_images = cfg.final_epochs * cfg.final_subset, cfg.proxy_epochs * cfg.proxy_subset
-        need(final_images > proxy_images,
-             f"the final round ({cfg.final_epochs} x {cfg.final_subset:,} images) is not longer than the proxy "
-             f"({cfg.proxy_epochs} x {cfg.proxy_subset:,}): raise final_epochs or final_subset, or set final_k: 0")
+    if cfg.proxy in TRAINING_PROXIES:
+        _need_longer_than_the_proxy(cfg)
+
+
+def _need_longer_than_the_proxy(cfg: Any) -> None:
+    """A final round must see more images than the proxy did, on the images the data has."""
+    available = None
+    if Path(str(cfg.proxy_data)).is_dir():  # a folder smaller than the subsets caps both
+        from training._folder import count_images, split_dir
+
+        available = count_images(split_dir(str(cfg.proxy_data), "train"))
+    elif cfg.final_subset is None or cfg.proxy_subset is None:
+        return  # the whole of a built-in train split: nothing to compare without loading it
+
+    def seen(epochs: int, subset: Optional[int]) -> Tuple[int, str]:
+        per_epoch = min(x for x in (subset, available) if x is not None)
+        capped = " (all the train split has)" if available is not None and per_epoch == available else ""
+        return epochs * per_epoch, f"{epochs} x {per_epoch:,} images{capped}"
+
+    (final, final_text), (proxy, proxy_text) = seen(cfg.final_epochs, cfg.final_subset), \
+        seen(cfg.proxy_epochs, cfg.proxy_subset)
+    if final <= proxy:
+        raise UserError(f"the final round ({final_text}) is not longer than the proxy ({proxy_text}): raise "
+                        "final_epochs or final_subset, or set final_k: 0")
 
 
 # ---------------------------------------------------------------- choosing who trains

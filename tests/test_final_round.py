@@ -15,7 +15,8 @@ import optuna
 import pytest
 import yaml
 
-from search import SearchConfig, run_search, verdict, write_outputs
+from common import UserError
+from search import SearchConfig, load_config, run_search, verdict, write_outputs
 from search._final import (ArchResult, FinalSettings, FinalSummary, final_study_name, load_final,
                            proxy_candidates, summary_of)
 from search._storage import open_storage
@@ -170,3 +171,15 @@ def test_verdict_names_the_failing_condition(top1, ratio, needle):
     text = _final_verdict(study, FinalSummary(settings, "x0_5", rows, {}, complete=True))
     assert needle in text, text
     assert f"It is within the budget ({ratio:.2f}x x0_5 <= 1.2x x0_5)." in text
+
+
+def test_a_final_round_no_longer_than_the_proxy_is_refused_on_the_images_a_folder_has(fashion_mnist_folder,
+                                                                                        tmp_path):
+    # 200 train images: the default final round (1 epoch of 16,000) can only see 200, as the proxy does.
+    base = dict(run_dir=str(tmp_path), budget_ms=5.0, proxy="tse", proxy_data=str(fashion_mnist_folder),
+                proxy_subset=200)
+    with pytest.raises(UserError, match=r"the final round \(1 x 200 images \(all the train split has\)\) is not "
+                                        r"longer than the proxy \(1 x 200 images"):
+        load_config(None, base)
+    assert load_config(None, {**base, "final_epochs": 2}).final_epochs == 2
+    assert load_config(None, {**base, "final_k": 0}).final_k == 0

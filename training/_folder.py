@@ -63,6 +63,12 @@ def class_names_in(folder: Path) -> Tuple[str, ...]:
     return names
 
 
+def count_images(folder: Path) -> int:
+    """Image files in ``folder/<class>/`` (by extension, without opening them)."""
+    return sum(1 for name in class_names_in(folder) for entry in os.scandir(folder / name)
+               if not entry.is_dir() and not entry.name.startswith(".") and entry.name.lower().endswith(IMAGE_EXTENSIONS))
+
+
 def _problem(path: str) -> Optional[str]:
     """None when ``path`` will decode in the pipeline, else why not. OSError: unreadable."""
     from PIL import Image, UnidentifiedImageError
