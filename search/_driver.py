@@ -23,7 +23,7 @@ import optuna
 from common import UserError
 from space import REFERENCES, SearchSpace
 
-from ._config import SearchConfig
+from ._config import SearchConfig, stored_config
 from ._final import FinalSettings, run_final_round
 from ._latency_source import LatencySource, load_model
 from ._objective import CandidateFailed, Objective, directions
@@ -135,12 +135,39 @@ def open_study(cfg: SearchConfig, store: StudyStorage, space: SearchSpace, worke
             if study.user_attrs.get("mode") != cfg.mode:
                 raise UserError(f"study {cfg.study_name!r} is a {study.user_attrs.get('mode')} study; "
                                 f"this config asks for {cfg.mode}: use another --study-name")
+            _need_the_same_evaluation(study, cfg)
             started = sum(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False))
             study.sampler = make_sampler(cfg, worker_index, started)
         used = sum(_counted(t) for t in study.get_trials(deepcopy=False))
         for _ in range(cfg.n_trials - used):
             study.enqueue_trial({})
     return study
+
+
+# Keys whose change would make a study's values incomparable: its proxy values, or the final
+# round's budget (items already trained would be mixed with items trained at another budget).
+_EVALUATION_KEYS = ("proxy", "final_", "halving_")
+
+
+def _need_the_same_evaluation(study: optuna.Study, cfg: SearchConfig) -> None:
+    def plain(value: Any) -> Any:  # a config made in code may hold a list where YAML gives a tuple
+        return list(value) if isinstance(value, (list, tuple)) else value
+
+    theirs, mine = asdict(stored_config(study)), asdict(cfg)
+    changed = [k for k in mine if k.startswith(_EVALUATION_KEYS) and plain(theirs.get(k)) != plain(mine[k])]
+    if changed:
+        diff = ", ".join(f"{k}: study {theirs.get(k)!r} vs this run {mine[k]!r}" for k in changed)
+        flags = " ".join(f"--{k.replace('_', '-')} {_flag_value(theirs.get(k))}" for k in changed)
+        raise UserError(f"study {cfg.study_name!r} was evaluated with other settings ({diff}); its results would "
+                        f"not compare: resume it with the study's ({flags}) or use another --study-name")
+
+
+def _flag_value(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
 
 
 def _take_ticket(study: optuna.Study, store: StudyStorage, cfg: SearchConfig, deadline: float) -> Optional[Any]:

@@ -148,6 +148,13 @@ def test_constrained_search_outputs_and_resume_sqlite(tmp_path, micro_table):
     assert len(best) == 1 and best[0]["arch"]["stem"] == 8
     assert "Chosen archs (by proxy) and the references" in paths["report"].read_text()
     assert len((tmp_path / "events.jsonl").read_text().splitlines()) == 4
+    # Resuming with another proxy would mix incomparable values: refused before any trial
+    other = SearchConfig(**{**micro_config(tmp_path, micro_table, n_trials=6, proxy="synflow"),
+                            "study_name": cfg.study_name})
+    with pytest.raises(UserError, match=r"evaluated with other settings \(proxy: study 'naswot' vs this run "
+                                        r"'synflow'\).* resume it with the study's \(--proxy naswot\)"):
+        run_search(other)
+    assert len(counted(open_study(cfg, open_storage(None, tmp_path), SearchSpace.from_yaml(MICRO)))) == 4
 
 
 @pytest.mark.slow
