@@ -102,12 +102,11 @@ def train(args: argparse.Namespace) -> None:
     truth = calib._load("long_truth")
     shared = [dict(r, reused_from="proxy_calibration/long_truth.json") for r in truth.get("rows", [])
               if truth.get("settings") == settings]
-    for other in [BASE, *sorted(p for p in BASE.iterdir() if p.is_dir() and (p / "train.json").exists())]:
-        if other != OUT and (other / "train.json").exists():
-            done = json.loads((other / "train.json").read_text())
-            if done.get("settings") == settings:
-                shared += [dict(r, reused_from=str((other / "train.json").relative_to(RESULTS)))
-                           for r in done["rows"] if "reused_from" not in r]
+    for other in [BASE / "train.json", *sorted(BASE.glob("*/train.json"))]:  # the shipped demo's, the variants'
+        done = json.loads(other.read_text()) if other.exists() and other.parent != OUT else {}
+        if done.get("settings") == settings:
+            shared += [dict(r, reused_from=str(other.relative_to(RESULTS))) for r in done["rows"]
+                       if "reused_from" not in r]
     for row in _archs():
         for seed in t["seeds"]:
             if any(r["key"] == row["key"] and r["seed"] == seed for r in data["rows"]):

@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, Optional
 import optuna
 
 from common import UserError
+from common.settings import format_value
 from space import REFERENCES, SearchSpace
 
 from ._config import SearchConfig, stored_config
@@ -157,17 +158,9 @@ def _need_the_same_evaluation(study: optuna.Study, cfg: SearchConfig) -> None:
     changed = [k for k in mine if k.startswith(_EVALUATION_KEYS) and plain(theirs.get(k)) != plain(mine[k])]
     if changed:
         diff = ", ".join(f"{k}: study {theirs.get(k)!r} vs this run {mine[k]!r}" for k in changed)
-        flags = " ".join(f"--{k.replace('_', '-')} {_flag_value(theirs.get(k))}" for k in changed)
+        flags = " ".join(f"--{k.replace('_', '-')} {format_value(theirs.get(k))}" for k in changed)
         raise UserError(f"study {cfg.study_name!r} was evaluated with other settings ({diff}); its results would "
                         f"not compare: resume it with the study's ({flags}) or use another --study-name")
-
-
-def _flag_value(value: Any) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, (list, tuple)):
-        return ",".join(map(str, value))
-    return str(value)
 
 
 def _take_ticket(study: optuna.Study, store: StudyStorage, cfg: SearchConfig, deadline: float) -> Optional[Any]:
